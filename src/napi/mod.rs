@@ -1,0 +1,1 @@
+//! The Node binding (placeholder until the binding layer is written).
