@@ -20,6 +20,15 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: [ErrorCode; 5] = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::RandomUnavailable,
+        ErrorCode::PasswordHashingFailed,
+        ErrorCode::WorkerPoolUnavailable,
+        ErrorCode::Internal,
+    ];
+
     /// The code as the JS side sees it.
     pub const fn as_str(self) -> &'static str {
         match self {

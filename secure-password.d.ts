@@ -1,0 +1,1 @@
+export { SecurePassword, SecurePasswordApi, PasswordInput } from "./index"
