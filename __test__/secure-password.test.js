@@ -7,9 +7,8 @@ const { SecurePassword, AuthenticationError } = require("..")
 const SubPath = require("../secure-password")
 const { loadVectors } = require("./helpers/vectors")
 
-const SP = require("secure-password")
+const { securePassword: SP, blitz: BlitzErrors } = require("./helpers/peers")
 const sp = SP()
-const BlitzErrors = require("blitz")
 const v = loadVectors("secure-password.json")
 
 /** @param {() => Promise<unknown>} fn */
@@ -79,8 +78,8 @@ test("input validation matches Blitz", async () => {
   for (const bad of [undefined, null, ""]) await rejectsAuth(() => SecurePassword.hash(/** @type {any} */ (bad)))
   assert.equal((await SecurePassword.hash(" ")).length, 172)
   await assert.rejects(SecurePassword.hash(/** @type {any} */ (12345)), (/** @type {any} */ e) => {
-    assert.ok(e instanceof TypeError)
     assert.equal(e.code, "ERR_INVALID_ARG_TYPE")
+    assert.ok(e instanceof TypeError)
     return true
   })
   await assert.rejects(SecurePassword.hash(/** @type {any} */ ({ toString: () => "x" })), TypeError)
