@@ -9,6 +9,16 @@ use std::fmt;
 pub enum ErrorCode {
     /// A caller passed a value of the wrong type or shape.
     InvalidArgument,
+    /// The session configuration is invalid (bad option value, missing secret).
+    InvalidConfig,
+    /// The session store cannot be reached (down, timed out).
+    SessionStoreUnavailable,
+    /// The session store failed or holds a record that cannot be read.
+    SessionStoreFailed,
+    /// The request's anti-CSRF token does not match the session's.
+    CsrfTokenMismatch,
+    /// A session operation was used wrongly (e.g. `$create` without `userId`).
+    InvalidSessionOperation,
     /// The operating system's random number generator failed.
     RandomUnavailable,
     /// The Argon2 engine refused the parameters or could not allocate its memory.
@@ -21,8 +31,13 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 5] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::InvalidArgument,
+        ErrorCode::InvalidConfig,
+        ErrorCode::SessionStoreUnavailable,
+        ErrorCode::SessionStoreFailed,
+        ErrorCode::CsrfTokenMismatch,
+        ErrorCode::InvalidSessionOperation,
         ErrorCode::RandomUnavailable,
         ErrorCode::PasswordHashingFailed,
         ErrorCode::WorkerPoolUnavailable,
@@ -33,6 +48,11 @@ impl ErrorCode {
     pub const fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
+            ErrorCode::InvalidConfig => "INVALID_CONFIG",
+            ErrorCode::SessionStoreUnavailable => "SESSION_STORE_UNAVAILABLE",
+            ErrorCode::SessionStoreFailed => "SESSION_STORE_FAILED",
+            ErrorCode::CsrfTokenMismatch => "CSRF_TOKEN_MISMATCH",
+            ErrorCode::InvalidSessionOperation => "INVALID_SESSION_OPERATION",
             ErrorCode::RandomUnavailable => "RANDOM_UNAVAILABLE",
             ErrorCode::PasswordHashingFailed => "PASSWORD_HASHING_FAILED",
             ErrorCode::WorkerPoolUnavailable => "WORKER_POOL_UNAVAILABLE",

@@ -14,6 +14,8 @@
 pub mod encoding;
 pub mod error;
 pub mod password;
+pub mod session;
+pub mod store;
 pub mod token;
 
 #[cfg(feature = "node")]
