@@ -9,6 +9,48 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** One request's session; its methods are the `SessionContext` operations. */
+export declare class NativeSession {
+  /** `$create(publicData, privateData)`. */
+  create(publicJson: string, publicRemove: Array<string>, privateJson: string | undefined | null, privateRemove: Array<string>, nowMs: number): SessionView | Error | Promise<SessionView | Error>
+  /** `$revoke()`. */
+  revoke(nowMs: number): SessionView | Error | Promise<SessionView | Error>
+  /** `$revokeAll()`. */
+  revokeAll(nowMs: number): SessionView | Error | Promise<SessionView | Error>
+  /** `$setPublicData(data)`. */
+  setPublicData(setJson: string, remove: Array<string>, nowMs: number): SessionView | Error | Promise<SessionView | Error>
+  /** `$getPrivateData()`: JSON text. */
+  getPrivateData(): string | Error | Promise<string | Error>
+  /** `$setPrivateData(data)`. */
+  setPrivateData(setJson: string, remove: Array<string>): SessionView | Error | Promise<SessionView | Error>
+}
+
+/** A session store usable by `SessionEngine`. */
+export declare class NativeStore {
+  /** The embedded in-memory store. */
+  static memory(): NativeStore
+  /**
+   * A store backed by the app's JavaScript storage (`SessionConfigMethods`).
+   * `bridge(requestJson)` performs one storage call and resolves to the JSON
+   * of its result (see lib/storage.js for the protocol).
+   */
+  static fromJs(bridge: (arg: string) => Promise<string | undefined | null>): NativeStore
+}
+
+/** The session engine for one configuration and store. */
+export declare class SessionEngine {
+  constructor(options: SessionEngineOptions, store: NativeStore)
+  /** Resolve a request's session (Blitz's `getSession`). */
+  resolve(method: string, cookieHeader: string | undefined | null, antiCsrfHeader: string | undefined | null, nowMs: number): ResolvedSession | Promise<ResolvedSession>
+  /** `getAllSessionHandlesForUser(userId)`; `userIdJson` is `JSON.stringify(userId)`. */
+  sessionHandlesForUser(userIdJson: string, nowMs: number): string[] | Error | Promise<string[] | Error>
+  /**
+   * `setPublicDataForUser(userId, data)`: `setJson` is the data as JSON,
+   * `remove` the keys whose value JSON cannot hold (`undefined`).
+   */
+  setPublicDataForUser(userIdJson: string, setJson: string, remove: Array<string>, nowMs: number): string[] | Error | Promise<string[] | Error>
+}
+
 /** The stable error codes, for the TypeScript declarations. */
 export declare function errorCodes(): Array<string>
 
@@ -43,6 +85,48 @@ export interface HashPoolStats {
   arenas: number
   /** Calls waiting for a worker. */
   queued: number
+}
+
+/** Result of `SessionEngine.resolve`. */
+export interface ResolvedSession {
+  /** The session (absent when resolving failed). */
+  session?: NativeSession
+  /** Its state and what to send; on failure only the response part is set. */
+  view: SessionView
+  /** Why resolving failed (e.g. `CSRF_TOKEN_MISMATCH`). */
+  error?: Error
+}
+
+/**
+ * Options of the session engine (Blitz's option names, already validated and
+ * defaulted by the JS layer; environment resolved there too).
+ */
+export interface SessionEngineOptions {
+  cookiePrefix: string
+  sessionExpiryMinutes: number
+  anonSessionExpiryMinutes: number
+  /** `"lax" | "strict" | "none" | ""` (empty: no SameSite attribute). */
+  sameSite: string
+  secureCookies: boolean
+  domain?: string
+  publicDataKeysToSyncAcrossSessions: Array<string>
+  secret: string
+  previousSecrets: Array<string>
+  csrfDisabled: boolean
+}
+
+/** The session as JS sees it, plus everything to write to the response. */
+export interface SessionView {
+  handle: string
+  /** JSON text of the public data. */
+  publicData: string
+  antiCsrfToken: string
+  anonymous: boolean
+  /** `Set-Cookie` values, one per cookie. */
+  cookies: Array<string>
+  publicDataToken: boolean
+  sessionCreated: boolean
+  csrfError: boolean
 }
 
 /** Outcome of a password verification (`MALFORMED`: libsodium would refuse the stored string). */

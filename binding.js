@@ -835,6 +835,9 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeSession = nativeBinding.NativeSession
+module.exports.NativeStore = nativeBinding.NativeStore
+module.exports.SessionEngine = nativeBinding.SessionEngine
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.generateToken = nativeBinding.generateToken
 module.exports.hash256Bytes = nativeBinding.hash256Bytes

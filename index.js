@@ -6,11 +6,33 @@ const { SecurePassword } = require("./lib/secure-password")
 const { generateToken, hash256 } = require("./lib/tokens")
 const { AuthenticationError, AuthorizationError, CSRFTokenMismatchError } = require("./lib/errors")
 const { binding } = require("./lib/native")
+const session = require("./lib/session")
+const plugin = require("./lib/plugin")
+const { simpleRolesIsAuthorized } = require("./lib/roles")
+const { MemoryStorage } = require("./lib/storage")
+const constants = require("./lib/constants")
 
 module.exports = {
+  // Passwords and tokens
   SecurePassword,
   generateToken,
   hash256,
+  // Sessions
+  AuthServerPlugin: plugin.AuthServerPlugin,
+  getSession: session.getSession,
+  setSession: session.setSession,
+  SessionContextClass: session.SessionContext,
+  setPublicDataForUser: session.setPublicDataForUser,
+  getAllSessionHandlesForUser: session.getAllSessionHandlesForUser,
+  simpleRolesIsAuthorized,
+  withBlitzAuth: plugin.withBlitzAuth,
+  api: plugin.api,
+  gSSP: plugin.gSSP,
+  getBlitzContext: plugin.getBlitzContext,
+  useAuthenticatedBlitzContext: plugin.useAuthenticatedBlitzContext,
+  MemoryStorage,
+  ...constants,
+  // Errors
   AuthenticationError,
   AuthorizationError,
   CSRFTokenMismatchError,

@@ -16,7 +16,9 @@ use crate::password::pool::{pool_gone, HashPool};
 use crate::password::{self, Engine, Verdict};
 use crate::token;
 
-fn to_js(e: CoreError) -> napi::Error<String> {
+mod session;
+
+pub(crate) fn to_js(e: CoreError) -> napi::Error<String> {
     napi::Error::new(e.code().as_str().to_string(), e.message().to_string())
 }
 

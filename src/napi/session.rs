@@ -1,0 +1,624 @@
+//! Binding of the session engine: `SessionEngine`, its per-request
+//! `NativeSession`, and the stores JS can hand to it.
+//!
+//! A request's whole session work crosses napi once each way: `resolve`
+//! takes the method, the `Cookie` header and the `anti-csrf` header, and
+//! returns the session together with the cookies and headers to send. With
+//! the in-memory store the engine's future completes on the first poll, so the
+//! result is returned synchronously (no thread hop, no promise); a store that
+//! must wait (the app's JS storage) makes it a promise.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use async_trait::async_trait;
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::ThreadsafeFunction;
+use napi_derive::napi;
+use serde_json::{Map, Value};
+
+use super::to_js;
+use crate::error::{Error as CoreError, ErrorCode};
+use crate::session::config::SessionConfig;
+use crate::session::cookie::{CookieOptions, SameSite};
+use crate::session::engine::{Engine, RequestInput, RequestSession, ResponseState, SessionKind};
+use crate::store::memory::MemoryStore;
+use crate::store::{
+    JsonMerge, SessionRecord, SessionStore, SessionUpdate, StoreError, StoreErrorKind, StoreResult,
+};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Poll once; a store that answers at once (memory) needs no runtime hop.
+fn now_or_later<T: Send + 'static>(mut fut: BoxFuture<T>) -> std::result::Result<T, BoxFuture<T>> {
+    let mut cx = Context::from_waker(Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready(v) => Ok(v),
+        Poll::Pending => Err(fut),
+    }
+}
+
+/// Either the value now, or a promise of it.
+type MaybeAsync<'env, T> = Either<T, PromiseRaw<'env, T>>;
+
+fn run<'env, T, F>(env: &'env Env, fut: F) -> napi::Result<MaybeAsync<'env, T>>
+where
+    T: ToNapiValue + Send + 'static,
+    F: Future<Output = napi::Result<T>> + Send + 'static,
+{
+    match now_or_later(Box::pin(fut)) {
+        Ok(v) => v.map(Either::A),
+        Err(pending) => env.spawn_future(pending).map(Either::B),
+    }
+}
+
+/// Options of the session engine (Blitz's option names, already validated and
+/// defaulted by the JS layer; environment resolved there too).
+#[napi(object)]
+pub struct SessionEngineOptions {
+    pub cookie_prefix: String,
+    pub session_expiry_minutes: f64,
+    pub anon_session_expiry_minutes: f64,
+    /// `"lax" | "strict" | "none" | ""` (empty: no SameSite attribute).
+    pub same_site: String,
+    pub secure_cookies: bool,
+    pub domain: Option<String>,
+    pub public_data_keys_to_sync_across_sessions: Vec<String>,
+    pub secret: String,
+    pub previous_secrets: Vec<String>,
+    pub csrf_disabled: bool,
+}
+
+impl TryFrom<SessionEngineOptions> for SessionConfig {
+    type Error = CoreError;
+
+    fn try_from(o: SessionEngineOptions) -> std::result::Result<Self, CoreError> {
+        let same_site = match o.same_site.to_ascii_lowercase().as_str() {
+            "lax" => SameSite::Lax,
+            "strict" => SameSite::Strict,
+            "none" => SameSite::None,
+            "" => SameSite::Omitted,
+            _ => {
+                return Err(CoreError::new(
+                    ErrorCode::InvalidConfig,
+                    "option sameSite is invalid",
+                ))
+            }
+        };
+        Ok(SessionConfig {
+            cookie_prefix: o.cookie_prefix,
+            session_expiry_minutes: o.session_expiry_minutes,
+            anon_session_expiry_minutes: o.anon_session_expiry_minutes,
+            cookie: CookieOptions {
+                domain: o.domain,
+                secure: o.secure_cookies,
+                same_site,
+            },
+            public_data_keys_to_sync: o.public_data_keys_to_sync_across_sessions,
+            secret: o.secret,
+            previous_secrets: o.previous_secrets,
+            csrf_disabled: o.csrf_disabled,
+        })
+    }
+}
+
+/// A session store usable by `SessionEngine`.
+#[napi]
+pub struct NativeStore {
+    inner: Arc<dyn SessionStore>,
+}
+
+#[napi]
+impl NativeStore {
+    /// The embedded in-memory store.
+    #[napi(factory)]
+    pub fn memory() -> Self {
+        NativeStore {
+            inner: Arc::new(MemoryStore::new()),
+        }
+    }
+
+    /// A store backed by the app's JavaScript storage (`SessionConfigMethods`).
+    /// `bridge(requestJson)` performs one storage call and resolves to the JSON
+    /// of its result (see lib/storage.js for the protocol).
+    #[napi(factory)]
+    pub fn from_js(bridge: Function<'_, String, Promise<Option<String>>>) -> napi::Result<Self> {
+        let tsfn = bridge.build_threadsafe_function().weak::<true>().build()?;
+        Ok(NativeStore {
+            inner: Arc::new(JsStore { bridge: tsfn }),
+        })
+    }
+}
+
+type Bridge = ThreadsafeFunction<String, Promise<Option<String>>, String, Status, false, true>;
+
+/// A store whose five primitives are the app's own JS functions.
+struct JsStore {
+    bridge: Bridge,
+}
+
+impl JsStore {
+    async fn call(&self, request: Value) -> StoreResult<Option<Value>> {
+        let failed = |e: napi::Error| StoreError::new(StoreErrorKind::Failed, e.reason.clone());
+        let promise = self
+            .bridge
+            .call_async(request.to_string())
+            .await
+            .map_err(failed)?;
+        let answer = promise.await.map_err(|e| {
+            // The JS side encodes the storage's own error as `code|message`.
+            match e.reason.split_once('|') {
+                Some(("SESSION_STORE_UNAVAILABLE", m)) => {
+                    StoreError::new(StoreErrorKind::Unavailable, m)
+                }
+                Some((_, m)) => StoreError::new(StoreErrorKind::Failed, m),
+                None => StoreError::new(StoreErrorKind::Failed, e.reason.clone()),
+            }
+        })?;
+        match answer {
+            None => Ok(None),
+            Some(text) => serde_json::from_str::<Value>(&text).map(Some).map_err(|e| {
+                StoreError::new(
+                    StoreErrorKind::Corrupt,
+                    format!("storage answer is not JSON: {e}"),
+                )
+            }),
+        }
+    }
+}
+
+fn record_to_json(r: &SessionRecord) -> Value {
+    let mut m = Map::new();
+    // Blitz's createSession key order: expiresAt, handle, userId, hashedSessionToken, antiCSRFToken, publicData, privateData.
+    if let Some(e) = r.expires_at {
+        m.insert("expiresAt".into(), Value::from(e));
+    }
+    m.insert("handle".into(), Value::from(r.handle.clone()));
+    if let Some(u) = &r.user_id {
+        m.insert(
+            "userId".into(),
+            serde_json::from_str(u).unwrap_or(Value::Null),
+        );
+    }
+    for (k, v) in [
+        ("hashedSessionToken", &r.hashed_session_token),
+        ("antiCSRFToken", &r.anti_csrf_token),
+        ("publicData", &r.public_data),
+        ("privateData", &r.private_data),
+    ] {
+        if let Some(v) = v {
+            m.insert(k.into(), Value::from(v.clone()));
+        }
+    }
+    Value::Object(m)
+}
+
+fn record_from_json(v: &Value) -> StoreResult<SessionRecord> {
+    let corrupt = |what: &str| {
+        StoreError::new(
+            StoreErrorKind::Corrupt,
+            format!("storage returned a session whose {what}"),
+        )
+    };
+    let obj = v
+        .as_object()
+        .ok_or_else(|| corrupt("value is not an object"))?;
+    let text = |k: &str| -> StoreResult<Option<String>> {
+        match obj.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(corrupt(&format!("{k} is not a string"))),
+        }
+    };
+    let handle = text("handle")?.ok_or_else(|| corrupt("handle is missing"))?;
+    let expires_at = match obj.get("expiresAt") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => n.as_f64().map(|f| f as i64),
+        Some(_) => return Err(corrupt("expiresAt is not a Date")),
+    };
+    let user_id = match obj.get("userId") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(crate::session::json::stringify(v)),
+    };
+    Ok(SessionRecord {
+        handle,
+        user_id,
+        expires_at,
+        hashed_session_token: text("hashedSessionToken")?,
+        anti_csrf_token: text("antiCSRFToken")?,
+        public_data: text("publicData")?,
+        private_data: text("privateData")?,
+    })
+}
+
+fn update_to_json(u: &SessionUpdate) -> Value {
+    let mut m = Map::new();
+    if let Some(e) = u.expires_at {
+        m.insert("expiresAt".into(), Value::from(e));
+    }
+    if let Some(h) = &u.hashed_session_token {
+        m.insert("hashedSessionToken".into(), Value::from(h.clone()));
+    }
+    if let Some(p) = &u.public_data {
+        m.insert("publicData".into(), Value::from(p.clone()));
+    }
+    if let Some(p) = &u.private_data {
+        m.insert("privateData".into(), Value::from(p.clone()));
+    }
+    Value::Object(m)
+}
+
+fn request(op: &str, args: Vec<Value>) -> Value {
+    let mut m = Map::new();
+    m.insert("op".into(), Value::from(op));
+    m.insert("args".into(), Value::Array(args));
+    Value::Object(m)
+}
+
+#[async_trait]
+impl SessionStore for JsStore {
+    async fn get(&self, handle: &str) -> StoreResult<Option<SessionRecord>> {
+        match self
+            .call(request("getSession", vec![Value::from(handle)]))
+            .await?
+        {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => record_from_json(&v).map(Some),
+        }
+    }
+
+    async fn get_for_user(&self, user_id: &str, now_ms: i64) -> StoreResult<Vec<SessionRecord>> {
+        let uid: Value = serde_json::from_str(user_id).unwrap_or(Value::Null);
+        let rows = self.call(request("getSessions", vec![uid])).await?;
+        let rows = match rows {
+            Some(Value::Array(rows)) => rows,
+            None | Some(Value::Null) => Vec::new(),
+            Some(_) => {
+                return Err(StoreError::new(
+                    StoreErrorKind::Corrupt,
+                    "storage getSessions did not return an array",
+                ))
+            }
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let rec = record_from_json(r)?;
+            // The contract is "live sessions of this user"; storages that
+            // return more (a simple in-memory one) are filtered here.
+            if rec.user_id.as_deref() == Some(user_id) && rec.expires_at.is_some_and(|e| e > now_ms)
+            {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, record: &SessionRecord) -> StoreResult<()> {
+        self.call(request("createSession", vec![record_to_json(record)]))
+            .await?;
+        Ok(())
+    }
+
+    async fn update(&self, handle: &str, update: &SessionUpdate) -> StoreResult<bool> {
+        let answer = self
+            .call(request(
+                "updateSession",
+                vec![Value::from(handle), update_to_json(update)],
+            ))
+            .await?;
+        // Blitz's storages return the row or undefined; undefined for a missing row.
+        Ok(!matches!(answer, Some(Value::Bool(false))))
+    }
+
+    async fn delete(&self, handle: &str) -> StoreResult<bool> {
+        self.call(request("deleteSession", vec![Value::from(handle)]))
+            .await?;
+        Ok(true)
+    }
+}
+
+/// The session engine for one configuration and store.
+#[napi]
+pub struct SessionEngine {
+    inner: Arc<Engine>,
+}
+
+/// The session as JS sees it, plus everything to write to the response.
+#[napi(object, object_from_js = false)]
+pub struct SessionView {
+    pub handle: String,
+    /// JSON text of the public data.
+    pub public_data: String,
+    pub anti_csrf_token: String,
+    pub anonymous: bool,
+    /// `Set-Cookie` values, one per cookie.
+    pub cookies: Vec<String>,
+    pub public_data_token: bool,
+    pub session_created: bool,
+    pub csrf_error: bool,
+}
+
+fn view(s: &RequestSession) -> SessionView {
+    let k = s.kernel();
+    let r: &ResponseState = s.response();
+    SessionView {
+        handle: k.handle.clone(),
+        public_data: k.public_data.clone(),
+        anti_csrf_token: k.anti_csrf_token.clone(),
+        anonymous: k.kind == SessionKind::Anonymous,
+        cookies: r.cookies.iter().map(str::to_string).collect(),
+        public_data_token: r.public_data_token,
+        session_created: r.session_created,
+        csrf_error: r.csrf_error,
+    }
+}
+
+/// One request's session; its methods are the `SessionContext` operations.
+#[napi]
+pub struct NativeSession {
+    state: Arc<tokio::sync::Mutex<RequestSession>>,
+}
+
+fn js_merge(set_json: &str, remove: Vec<String>) -> std::result::Result<JsonMerge, CoreError> {
+    match serde_json::from_str::<Value>(set_json) {
+        Ok(Value::Object(set)) => Ok(JsonMerge { set, remove }),
+        Ok(_) | Err(_) => Err(CoreError::new(
+            ErrorCode::InvalidArgument,
+            "session data must be a plain object that JSON can represent",
+        )),
+    }
+}
+
+/// An operation's answer: the new view, or an Error carrying the core's code.
+type OpOutcome = Either<SessionView, napi::Error<String>>;
+
+fn op_outcome(state: &RequestSession, r: std::result::Result<(), CoreError>) -> OpOutcome {
+    match r {
+        Ok(()) => Either::A(view(state)),
+        Err(e) => Either::B(to_js(e)),
+    }
+}
+
+#[napi]
+impl SessionEngine {
+    #[napi(constructor)]
+    pub fn new(options: SessionEngineOptions, store: &NativeStore) -> napi::Result<Self, String> {
+        let config = SessionConfig::try_from(options).map_err(to_js)?;
+        let inner = Engine::new(config, Arc::clone(&store.inner)).map_err(to_js)?;
+        Ok(SessionEngine { inner })
+    }
+
+    /// Resolve a request's session (Blitz's `getSession`).
+    #[napi(ts_return_type = "ResolvedSession | Promise<ResolvedSession>")]
+    pub fn resolve<'env>(
+        &self,
+        env: &'env Env,
+        method: String,
+        cookie_header: Option<String>,
+        anti_csrf_header: Option<String>,
+        now_ms: f64,
+    ) -> napi::Result<MaybeAsync<'env, ResolvedSession>> {
+        let engine = Arc::clone(&self.inner);
+        run(env, async move {
+            let input = RequestInput {
+                method: &method,
+                cookie_header: cookie_header.as_deref(),
+                anti_csrf_header: anti_csrf_header.as_deref(),
+                now_ms: now_ms as i64,
+            };
+            Ok(match engine.resolve(&input).await {
+                Ok(session) => {
+                    let v = view(&session);
+                    ResolvedSession {
+                        view: v,
+                        session: Some(NativeSession {
+                            state: Arc::new(tokio::sync::Mutex::new(session)),
+                        }),
+                        error: None,
+                    }
+                }
+                Err(failure) => ResolvedSession {
+                    view: SessionView {
+                        handle: String::new(),
+                        public_data: String::new(),
+                        anti_csrf_token: String::new(),
+                        anonymous: true,
+                        cookies: failure
+                            .response
+                            .cookies
+                            .iter()
+                            .map(str::to_string)
+                            .collect(),
+                        public_data_token: failure.response.public_data_token,
+                        session_created: failure.response.session_created,
+                        csrf_error: failure.response.csrf_error,
+                    },
+                    session: None,
+                    error: Some(to_js(failure.error)),
+                },
+            })
+        })
+    }
+
+    /// `getAllSessionHandlesForUser(userId)`; `userIdJson` is `JSON.stringify(userId)`.
+    #[napi(ts_return_type = "string[] | Error | Promise<string[] | Error>")]
+    pub fn session_handles_for_user<'env>(
+        &self,
+        env: &'env Env,
+        user_id_json: String,
+        now_ms: f64,
+    ) -> napi::Result<MaybeAsync<'env, Either<Vec<String>, napi::Error<String>>>> {
+        let engine = Arc::clone(&self.inner);
+        run(env, async move {
+            Ok(
+                match engine
+                    .session_handles_for_user(&user_id_json, now_ms as i64)
+                    .await
+                {
+                    Ok(v) => Either::A(v),
+                    Err(e) => Either::B(to_js(e)),
+                },
+            )
+        })
+    }
+
+    /// `setPublicDataForUser(userId, data)`: `setJson` is the data as JSON,
+    /// `remove` the keys whose value JSON cannot hold (`undefined`).
+    #[napi(ts_return_type = "string[] | Error | Promise<string[] | Error>")]
+    pub fn set_public_data_for_user<'env>(
+        &self,
+        env: &'env Env,
+        user_id_json: String,
+        set_json: String,
+        remove: Vec<String>,
+        now_ms: f64,
+    ) -> napi::Result<MaybeAsync<'env, Either<Vec<String>, napi::Error<String>>>> {
+        let engine = Arc::clone(&self.inner);
+        run(env, async move {
+            let merge = match js_merge(&set_json, remove) {
+                Ok(m) => m,
+                Err(e) => return Ok(Either::B(to_js(e))),
+            };
+            Ok(
+                match engine
+                    .set_public_data_for_user(&user_id_json, &merge, now_ms as i64)
+                    .await
+                {
+                    Ok(v) => Either::A(v),
+                    Err(e) => Either::B(to_js(e)),
+                },
+            )
+        })
+    }
+}
+
+/// Result of `SessionEngine.resolve`.
+#[napi(object, object_from_js = false)]
+pub struct ResolvedSession {
+    /// The session (absent when resolving failed).
+    pub session: Option<NativeSession>,
+    /// Its state and what to send; on failure only the response part is set.
+    pub view: SessionView,
+    /// Why resolving failed (e.g. `CSRF_TOKEN_MISMATCH`).
+    pub error: Option<napi::Error<String>>,
+}
+
+#[napi]
+impl NativeSession {
+    /// `$create(publicData, privateData)`.
+    #[napi(ts_return_type = "SessionView | Error | Promise<SessionView | Error>")]
+    pub fn create<'env>(
+        &self,
+        env: &'env Env,
+        public_json: String,
+        public_remove: Vec<String>,
+        private_json: Option<String>,
+        private_remove: Vec<String>,
+        now_ms: f64,
+    ) -> napi::Result<MaybeAsync<'env, OpOutcome>> {
+        let state = Arc::clone(&self.state);
+        run(env, async move {
+            let mut s = state.lock_owned().await;
+            let public = match js_merge(&public_json, public_remove) {
+                Ok(m) => m,
+                Err(e) => return Ok(Either::B(to_js(e))),
+            };
+            let private = match private_json
+                .map(|p| js_merge(&p, private_remove))
+                .transpose()
+            {
+                Ok(m) => m,
+                Err(e) => return Ok(Either::B(to_js(e))),
+            };
+            let r = s.create(&public, private.as_ref(), now_ms as i64).await;
+            Ok(op_outcome(&s, r))
+        })
+    }
+
+    /// `$revoke()`.
+    #[napi(ts_return_type = "SessionView | Error | Promise<SessionView | Error>")]
+    pub fn revoke<'env>(
+        &self,
+        env: &'env Env,
+        now_ms: f64,
+    ) -> napi::Result<MaybeAsync<'env, OpOutcome>> {
+        let state = Arc::clone(&self.state);
+        run(env, async move {
+            let mut s = state.lock_owned().await;
+            let r = s.revoke(now_ms as i64).await;
+            Ok(op_outcome(&s, r))
+        })
+    }
+
+    /// `$revokeAll()`.
+    #[napi(ts_return_type = "SessionView | Error | Promise<SessionView | Error>")]
+    pub fn revoke_all<'env>(
+        &self,
+        env: &'env Env,
+        now_ms: f64,
+    ) -> napi::Result<MaybeAsync<'env, OpOutcome>> {
+        let state = Arc::clone(&self.state);
+        run(env, async move {
+            let mut s = state.lock_owned().await;
+            let r = s.revoke_all(now_ms as i64).await;
+            Ok(op_outcome(&s, r))
+        })
+    }
+
+    /// `$setPublicData(data)`.
+    #[napi(ts_return_type = "SessionView | Error | Promise<SessionView | Error>")]
+    pub fn set_public_data<'env>(
+        &self,
+        env: &'env Env,
+        set_json: String,
+        remove: Vec<String>,
+        now_ms: f64,
+    ) -> napi::Result<MaybeAsync<'env, OpOutcome>> {
+        let state = Arc::clone(&self.state);
+        run(env, async move {
+            let mut s = state.lock_owned().await;
+            let r = match js_merge(&set_json, remove) {
+                Ok(m) => s.set_public_data(&m, now_ms as i64).await,
+                Err(e) => Err(e),
+            };
+            Ok(op_outcome(&s, r))
+        })
+    }
+
+    /// `$getPrivateData()`: JSON text.
+    #[napi(ts_return_type = "string | Error | Promise<string | Error>")]
+    pub fn get_private_data<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<MaybeAsync<'env, Either<String, napi::Error<String>>>> {
+        let state = Arc::clone(&self.state);
+        run(env, async move {
+            let s = state.lock_owned().await;
+            Ok(match s.get_private_data().await {
+                Ok(t) => Either::A(t),
+                Err(e) => Either::B(to_js(e)),
+            })
+        })
+    }
+
+    /// `$setPrivateData(data)`.
+    #[napi(ts_return_type = "SessionView | Error | Promise<SessionView | Error>")]
+    pub fn set_private_data<'env>(
+        &self,
+        env: &'env Env,
+        set_json: String,
+        remove: Vec<String>,
+    ) -> napi::Result<MaybeAsync<'env, OpOutcome>> {
+        let state = Arc::clone(&self.state);
+        run(env, async move {
+            let mut s = state.lock_owned().await;
+            let r = match js_merge(&set_json, remove) {
+                Ok(m) => s.set_private_data(&m).await,
+                Err(e) => Err(e),
+            };
+            Ok(op_outcome(&s, r))
+        })
+    }
+}
