@@ -60,7 +60,14 @@ export declare function generateToken(length: number): string
 /** Lower-case hex SHA-256 of bytes. */
 export declare function hash256Bytes(input: Uint8Array): string
 
-/** Lower-case hex SHA-256 of a string's UTF-8 bytes. */
+/**
+ * Lower-case hex SHA-256 of a string's UTF-8 bytes.
+ *
+ * The hot path of password-reset and API-key lookups: short strings are
+ * copied out of V8 into a stack buffer with one call (napi-rs's `String`
+ * asks for the length first, then copies), and the hex digest goes back as
+ * a Latin-1 string, which V8 creates without UTF-8 decoding.
+ */
 export declare function hash256String(input: string): string
 
 /**

@@ -77,3 +77,27 @@ test("generateToken rejects nonsense lengths with clear errors", () => {
   }
   assert.equal(generateToken(0), "")
 })
+
+test("hash256 is exact around the native stack-buffer boundary, for 1- to 4-byte characters", () => {
+  const crypto = require("node:crypto")
+  for (let len = 0; len < 1100; len += 1) {
+    for (const ch of ["x", "é", "€", "😀"]) {
+      const s = ch.repeat(len).slice(0, len)
+      assert.equal(hash256(s), crypto.createHash("sha256").update(s).digest("hex"), `${ch} × ${len}`)
+    }
+  }
+})
+
+test("pooled tokens never repeat characters across calls and keep the length asked for", () => {
+  const seen = new Set()
+  for (let i = 0; i < 5000; i++) {
+    const n = i % 70
+    const t = generateToken(n)
+    assert.equal(t.length, n)
+    if (n >= 16) {
+      assert.ok(!seen.has(t), "a token was handed out twice")
+      seen.add(t)
+    }
+  }
+  assert.equal(generateToken(300).length, 300) // above the pooled size: made directly
+})

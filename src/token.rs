@@ -1,13 +1,14 @@
 //! `generateToken` and `hash256`, byte-for-byte as `@blitzjs/auth` produces them.
 //!
-//! Tokens use nanoid's 64-character URL alphabet; each character is one byte
-//! from the operating system's CSPRNG masked to 6 bits, so every character is
-//! uniform. Random bytes are drawn in batches into a per-thread pool (the same
-//! trick nanoid's JavaScript version uses) so one token costs no syscall.
+//! Tokens use nanoid's 64-character URL alphabet: each character is one byte
+//! from a CSPRNG masked to 6 bits (`alphabet[byte & 63]`, nanoid's rule), so
+//! every character is uniform and independent. The bytes come from `rand`'s
+//! `ThreadRng` (ChaCha12 seeded from the OS, reseeded periodically): a token
+//! costs no system call. Salts for password hashes use the OS generator
+//! directly ([`fill_random`]).
 #![forbid(unsafe_code)]
 
-use std::cell::RefCell;
-
+use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, ErrorCode, Result};
@@ -21,54 +22,6 @@ pub const DEFAULT_TOKEN_LENGTH: usize = 32;
 /// Longest token we agree to make in one call (1 MiB of characters).
 pub const MAX_TOKEN_LENGTH: usize = 1 << 20;
 
-const ALPHABET_CHARS: [char; 64] = alphabet_chars();
-
-const fn alphabet_chars() -> [char; 64] {
-    let bytes = TOKEN_ALPHABET.as_bytes();
-    let mut out = ['\0'; 64];
-    let mut i = 0;
-    while i < 64 {
-        out[i] = bytes[i] as char;
-        i += 1;
-    }
-    out
-}
-
-const POOL_BYTES: usize = 4096;
-
-struct RandomPool {
-    bytes: Box<[u8; POOL_BYTES]>,
-    used: usize,
-}
-
-impl RandomPool {
-    fn take(&mut self, n: usize) -> Result<Vec<u8>> {
-        if n > POOL_BYTES {
-            let mut big = vec![0u8; n];
-            fill_random(&mut big)?;
-            return Ok(big);
-        }
-        if self.used + n > POOL_BYTES {
-            fill_random(&mut self.bytes[..])?;
-            self.used = 0;
-        }
-        let slice = &mut self.bytes[self.used..self.used + n];
-        let out = slice.to_vec();
-        // A byte is handed out once: wipe it so a later bug cannot repeat it.
-        slice.fill(0);
-        self.used += n;
-        Ok(out)
-    }
-}
-
-thread_local! {
-    static POOL: RefCell<RandomPool> = RefCell::new(RandomPool {
-        bytes: Box::new([0u8; POOL_BYTES]),
-        // Start "used up" so the first call fills the pool.
-        used: POOL_BYTES,
-    });
-}
-
 /// Fill `buf` from the operating system's CSPRNG.
 pub fn fill_random(buf: &mut [u8]) -> Result<()> {
     getrandom::fill(buf).map_err(|e| {
@@ -79,6 +32,16 @@ pub fn fill_random(buf: &mut [u8]) -> Result<()> {
     })
 }
 
+/// Map random bytes to token characters (nanoid's rule).
+fn encode_token(mut bytes: Vec<u8>) -> String {
+    let alphabet = TOKEN_ALPHABET.as_bytes();
+    for b in bytes.iter_mut() {
+        *b = alphabet[usize::from(*b & 63)];
+    }
+    // Every byte is now one of the 64 ASCII characters above.
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
 /// A random token of `length` characters from [`TOKEN_ALPHABET`].
 pub fn generate_token(length: usize) -> Result<String> {
     if length > MAX_TOKEN_LENGTH {
@@ -87,23 +50,22 @@ pub fn generate_token(length: usize) -> Result<String> {
             format!("token length {length} is above the limit of {MAX_TOKEN_LENGTH}"),
         ));
     }
-    let bytes = POOL.with(|pool| pool.borrow_mut().take(length))?;
-    // nanoid::format asks for exactly `length` bytes when the alphabet has 64
-    // characters, so handing it the bytes we already drew is exact.
-    let mut supplied = Some(bytes);
-    Ok(nanoid::format(
-        |n| match supplied.take() {
-            Some(b) if b.len() == n => b,
-            _ => vec![0u8; n],
-        },
-        &ALPHABET_CHARS,
-        length,
-    ))
+    let mut bytes = vec![0u8; length];
+    rand::rng().fill_bytes(&mut bytes);
+    Ok(encode_token(bytes))
 }
 
 /// Lower-case hex SHA-256 of `input`.
 pub fn hash256(input: &[u8]) -> String {
     hex::encode(Sha256::digest(input))
+}
+
+/// [`hash256`] into a fixed buffer of 64 ASCII hex digits (no allocation).
+pub fn hash256_hex(input: &[u8]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    // The buffer is exactly twice the digest length, so this cannot fail.
+    let _ = hex::encode_to_slice(Sha256::digest(input), &mut out);
+    out
 }
 
 #[cfg(test)]
@@ -131,9 +93,32 @@ mod tests {
     }
 
     #[test]
+    fn mapping_is_nanoids() {
+        // nanoid's own formatter, fed the same bytes, gives the same token.
+        let alphabet: Vec<char> = TOKEN_ALPHABET.chars().collect();
+        let mut bytes = vec![0u8; 256];
+        fill_random(&mut bytes).expect("random");
+        let ours = encode_token(bytes.clone());
+        let mut once = Some(bytes);
+        let theirs = nanoid::format(
+            |n| once.take().filter(|b| b.len() == n).unwrap_or_default(),
+            &alphabet,
+            256,
+        );
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
     fn oversize_token_is_an_error_not_an_allocation() {
         let e = generate_token(MAX_TOKEN_LENGTH + 1).expect_err("too long");
         assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    }
+
+    #[test]
+    fn hash256_hex_matches_hash256() {
+        for input in [&b""[..], b"abc", &[0u8; 1000]] {
+            assert_eq!(hash256_hex(input).as_slice(), hash256(input).as_bytes());
+        }
     }
 
     #[test]

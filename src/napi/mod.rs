@@ -9,6 +9,7 @@
 #![allow(missing_docs)] // exported items are documented for TypeScript below
 
 use napi::bindgen_prelude::*;
+use napi::{JsString, JsValue};
 use napi_derive::napi;
 
 use crate::error::{Error as CoreError, ErrorCode};
@@ -158,15 +159,49 @@ pub fn generate_token(length: u32) -> napi::Result<String, String> {
 }
 
 /// Lower-case hex SHA-256 of a string's UTF-8 bytes.
+///
+/// The hot path of password-reset and API-key lookups: short strings are
+/// copied out of V8 into a stack buffer with one call (napi-rs's `String`
+/// asks for the length first, then copies), and the hex digest goes back as
+/// a Latin-1 string, which V8 creates without UTF-8 decoding.
 #[napi(js_name = "hash256String")]
-pub fn hash256_string(input: String) -> String {
-    token::hash256(input.as_bytes())
+pub fn hash256_string<'env>(env: &'env Env, input: JsString<'env>) -> napi::Result<JsString<'env>> {
+    const STACK: usize = 1024;
+    let mut buf = [0u8; STACK];
+    let mut copied: usize = 0;
+    // SAFETY: `buf` is valid for STACK bytes and outlives the call; napi writes
+    // at most STACK - 1 bytes plus a NUL and reports how many it wrote.
+    let status = unsafe {
+        napi::sys::napi_get_value_string_utf8(
+            env.raw(),
+            input.raw(),
+            buf.as_mut_ptr().cast(),
+            STACK,
+            &mut copied,
+        )
+    };
+    if status != napi::sys::Status::napi_ok {
+        return Err(napi::Error::new(
+            Status::StringExpected,
+            "hash256: input must be a string",
+        ));
+    }
+    // V8 stops before a character that does not fit whole, so a truncated
+    // copy leaves fewer than 4 bytes (the longest UTF-8 character) unused.
+    let digest = if copied + 4 < STACK {
+        token::hash256_hex(&buf[..copied])
+    } else {
+        // Possibly truncated: take the whole string the ordinary way.
+        let full = input.into_utf8()?;
+        token::hash256_hex(full.as_slice())
+    };
+    env.create_string_latin1(digest)
 }
 
 /// Lower-case hex SHA-256 of bytes.
 #[napi(js_name = "hash256Bytes")]
-pub fn hash256_bytes(input: &[u8]) -> String {
-    token::hash256(input)
+pub fn hash256_bytes<'env>(env: &'env Env, input: &[u8]) -> napi::Result<JsString<'env>> {
+    env.create_string_latin1(token::hash256_hex(input))
 }
 
 /// The stable error codes, for the TypeScript declarations.
