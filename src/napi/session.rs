@@ -159,7 +159,7 @@ impl JsStore {
         })?;
         match answer {
             None => Ok(None),
-            Some(text) => serde_json::from_str::<Value>(&text).map(Some).map_err(|e| {
+            Some(text) => crate::session::json::parse(&text).map(Some).map_err(|e| {
                 StoreError::new(
                     StoreErrorKind::Corrupt,
                     format!("storage answer is not JSON: {e}"),
@@ -179,7 +179,7 @@ fn record_to_json(r: &SessionRecord) -> Value {
     if let Some(u) = &r.user_id {
         m.insert(
             "userId".into(),
-            serde_json::from_str(u).unwrap_or(Value::Null),
+            crate::session::json::parse(u).unwrap_or(Value::Null),
         );
     }
     for (k, v) in [
@@ -259,7 +259,7 @@ fn request(op: &str, args: Vec<Value>) -> Value {
 
 #[async_trait]
 impl SessionStore for JsStore {
-    async fn get(&self, handle: &str) -> StoreResult<Option<SessionRecord>> {
+    async fn get(&self, handle: &str, _now_ms: i64) -> StoreResult<Option<SessionRecord>> {
         match self
             .call(request("getSession", vec![Value::from(handle)]))
             .await?
@@ -270,7 +270,7 @@ impl SessionStore for JsStore {
     }
 
     async fn get_for_user(&self, user_id: &str, now_ms: i64) -> StoreResult<Vec<SessionRecord>> {
-        let uid: Value = serde_json::from_str(user_id).unwrap_or(Value::Null);
+        let uid: Value = crate::session::json::parse(user_id).unwrap_or(Value::Null);
         let rows = self.call(request("getSessions", vec![uid])).await?;
         let rows = match rows {
             Some(Value::Array(rows)) => rows,
@@ -295,13 +295,18 @@ impl SessionStore for JsStore {
         Ok(out)
     }
 
-    async fn create(&self, record: &SessionRecord) -> StoreResult<()> {
+    async fn create(&self, record: &SessionRecord, _now_ms: i64) -> StoreResult<()> {
         self.call(request("createSession", vec![record_to_json(record)]))
             .await?;
         Ok(())
     }
 
-    async fn update(&self, handle: &str, update: &SessionUpdate) -> StoreResult<bool> {
+    async fn update(
+        &self,
+        handle: &str,
+        update: &SessionUpdate,
+        _now_ms: i64,
+    ) -> StoreResult<bool> {
         let answer = self
             .call(request(
                 "updateSession",
@@ -312,10 +317,17 @@ impl SessionStore for JsStore {
         Ok(!matches!(answer, Some(Value::Bool(false))))
     }
 
-    async fn delete(&self, handle: &str) -> StoreResult<bool> {
-        self.call(request("deleteSession", vec![Value::from(handle)]))
+    async fn delete(&self, handle: &str, _now_ms: i64) -> StoreResult<bool> {
+        let answer = self
+            .call(request("deleteSession", vec![Value::from(handle)]))
             .await?;
-        Ok(true)
+        Ok(!matches!(answer, Some(Value::Bool(false))))
+    }
+
+    /// The app's storage may be shared with @blitzjs/auth (during a migration,
+    /// or a rollback): keep the token hashes Blitz checks.
+    fn shares_rows_with_blitz(&self) -> bool {
+        true
     }
 }
 
@@ -362,7 +374,7 @@ pub struct NativeSession {
 }
 
 fn js_merge(set_json: &str, remove: Vec<String>) -> std::result::Result<JsonMerge, CoreError> {
-    match serde_json::from_str::<Value>(set_json) {
+    match crate::session::json::parse(set_json) {
         Ok(Value::Object(set)) => Ok(JsonMerge { set, remove }),
         Ok(_) | Err(_) => Err(CoreError::new(
             ErrorCode::InvalidArgument,
@@ -399,6 +411,7 @@ impl SessionEngine {
         cookie_header: Option<String>,
         anti_csrf_header: Option<String>,
         now_ms: f64,
+        read_only: Option<bool>,
     ) -> napi::Result<MaybeAsync<'env, ResolvedSession>> {
         let engine = Arc::clone(&self.inner);
         run(env, async move {
@@ -407,6 +420,7 @@ impl SessionEngine {
                 cookie_header: cookie_header.as_deref(),
                 anti_csrf_header: anti_csrf_header.as_deref(),
                 now_ms: now_ms as i64,
+                read_only: read_only.unwrap_or(false),
             };
             Ok(match engine.resolve(&input).await {
                 Ok(session) => {
@@ -592,11 +606,12 @@ impl NativeSession {
     pub fn get_private_data<'env>(
         &self,
         env: &'env Env,
+        now_ms: f64,
     ) -> napi::Result<MaybeAsync<'env, Either<String, napi::Error<String>>>> {
         let state = Arc::clone(&self.state);
         run(env, async move {
             let s = state.lock_owned().await;
-            Ok(match s.get_private_data().await {
+            Ok(match s.get_private_data(now_ms as i64).await {
                 Ok(t) => Either::A(t),
                 Err(e) => Either::B(to_js(e)),
             })
@@ -610,12 +625,13 @@ impl NativeSession {
         env: &'env Env,
         set_json: String,
         remove: Vec<String>,
+        now_ms: f64,
     ) -> napi::Result<MaybeAsync<'env, OpOutcome>> {
         let state = Arc::clone(&self.state);
         run(env, async move {
             let mut s = state.lock_owned().await;
             let r = match js_merge(&set_json, remove) {
-                Ok(m) => s.set_private_data(&m).await,
+                Ok(m) => s.set_private_data(&m, now_ms as i64).await,
                 Err(e) => Err(e),
             };
             Ok(op_outcome(&s, r))

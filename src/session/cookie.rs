@@ -39,8 +39,18 @@ const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 /// JS throws only on lone surrogates, which a Rust `str` cannot hold, so
 /// this cannot fail.
 pub fn encode_uri_component(s: &str) -> String {
-    // The common inputs (tokens, base64) need no or few escapes.
     let mut out = String::with_capacity(s.len() + s.len() / 8);
+    push_uri_component(&mut out, s);
+    out
+}
+
+/// [`encode_uri_component`] appended to `out`.
+fn push_uri_component(out: &mut String, s: &str) {
+    // The common inputs (tokens, JWTs) need no escape at all: copy in one go.
+    if s.bytes().all(is_uri_unreserved) {
+        out.push_str(s);
+        return;
+    }
     for &b in s.as_bytes() {
         if is_uri_unreserved(b) {
             out.push(b as char);
@@ -50,7 +60,6 @@ pub fn encode_uri_component(s: &str) -> String {
             out.push(HEX_UPPER[usize::from(b & 0x0f)] as char);
         }
     }
-    out
 }
 
 const fn hex_value(b: u8) -> Option<u8> {
@@ -385,7 +394,7 @@ fn serialize_with_date(
         String::with_capacity(name.len() + value.len() * 3 / 2 + domain.map_or(0, str::len) + 80);
     out.push_str(name);
     out.push('=');
-    out.push_str(&encode_uri_component(value));
+    push_uri_component(&mut out, value);
     if let Some(d) = domain {
         out.push_str("; Domain=");
         out.push_str(d);
@@ -604,18 +613,17 @@ pub fn merge_set_cookie(existing: &[String], new: &[String]) -> Vec<String> {
     merged.into_iter().map(|(_, c)| c.to_owned()).collect()
 }
 
-/// The `Set-Cookie` value Blitz builds up during one request (spec §7.1).
+/// The `Set-Cookie` values Blitz builds up during one request (spec §7.1).
 ///
 /// Blitz keeps all cookies in one `", "`-joined string and, for every write,
 /// splits it (§7.3), replaces the first cookie whose text **starts with the
-/// cookie name** or appends, and joins again. This type stores that string
-/// and does exactly the same, so even odd inputs (a `set-cookie` header the
-/// request itself carried, seeded with [`SetCookies::from_joined`]) come out
-/// as Blitz's would. A handful of short strings per request makes the
-/// re-split cheaper than any cleverness.
+/// cookie name** or appends, and joins again. This type keeps the split list
+/// instead (splitting once, in [`SetCookies::from_joined`], when a request
+/// seeds it), which gives the same result without re-splitting the whole
+/// string on every write: that re-split was most of the cost of a first visit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SetCookies {
-    joined: String,
+    entries: Vec<String>,
 }
 
 impl SetCookies {
@@ -629,7 +637,10 @@ impl SetCookies {
     /// its list begins.
     pub fn from_joined(joined: &str) -> Self {
         SetCookies {
-            joined: joined.to_owned(),
+            entries: split_set_cookie(joined)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
         }
     }
 
@@ -641,38 +652,31 @@ impl SetCookies {
     /// of Blitz's own names are prefixes of each other, so for its cookies
     /// this is the same as matching `name=`.
     pub fn set(&mut self, name: &str, cookie: &str) {
-        if self.joined.is_empty() {
-            self.joined = cookie.to_owned();
-            return;
+        match self.entries.iter().position(|p| p.starts_with(name)) {
+            Some(i) => cookie.clone_into(&mut self.entries[i]),
+            None => self.entries.push(cookie.to_owned()),
         }
-        let mut parts = split_set_cookie(&self.joined);
-        match parts.iter().position(|p| p.starts_with(name)) {
-            Some(i) => parts[i] = cookie,
-            None => parts.push(cookie),
-        }
-        self.joined = parts.join(", ");
     }
 
     /// Whether no cookie has been written.
     pub fn is_empty(&self) -> bool {
-        self.joined.is_empty()
+        self.entries.is_empty()
     }
 
-    /// The single `Set-Cookie` value the Fetch path appends (cookies joined
-    /// by `", "`); empty when nothing was written (Blitz then appends the
-    /// literal `null`, which is the caller's decision).
-    pub fn joined(&self) -> &str {
-        &self.joined
+    /// The single `Set-Cookie` value Blitz's Fetch path appends (cookies
+    /// joined by `", "`); empty when nothing was written.
+    pub fn joined(&self) -> String {
+        self.entries.join(", ")
     }
 
-    /// The individual cookies, in order (the joined value split per §7.3).
+    /// The individual cookies, in order.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        split_set_cookie(&self.joined).into_iter()
+        self.entries.iter().map(String::as_str)
     }
 
     /// The individual cookies as owned strings (what the Node path merges).
     pub fn to_vec(&self) -> Vec<String> {
-        self.iter().map(str::to_owned).collect()
+        self.entries.clone()
     }
 }
 

@@ -94,19 +94,28 @@ pub fn to_utc_string(ms: i64) -> String {
         return INVALID_DATE.to_string();
     };
     let mut out = String::with_capacity(29);
-    let sign = if c.year < 0 { "-" } else { "" };
-    let _ = write!(
-        out,
-        "{}, {:02} {} {}{:04} {:02}:{:02}:{:02} GMT",
-        WEEKDAYS[c.weekday as usize % 7],
-        c.day,
-        MONTHS[(c.month as usize + 11) % 12],
-        sign,
-        c.year.unsigned_abs(),
-        c.hour,
-        c.minute,
-        c.second
-    );
+    // Written digit by digit: this runs for every cookie of every response.
+    let two = |out: &mut String, v: u32| {
+        out.push(char::from(b'0' + (v / 10 % 10) as u8));
+        out.push(char::from(b'0' + (v % 10) as u8));
+    };
+    out.push_str(WEEKDAYS[c.weekday as usize % 7]);
+    out.push_str(", ");
+    two(&mut out, c.day);
+    out.push(' ');
+    out.push_str(MONTHS[(c.month as usize + 11) % 12]);
+    out.push(' ');
+    if c.year < 0 {
+        out.push('-');
+    }
+    let _ = write!(out, "{:04}", c.year.unsigned_abs());
+    out.push(' ');
+    two(&mut out, c.hour);
+    out.push(':');
+    two(&mut out, c.minute);
+    out.push(':');
+    two(&mut out, c.second);
+    out.push_str(" GMT");
     out
 }
 

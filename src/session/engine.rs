@@ -42,6 +42,9 @@ pub struct RequestInput<'a> {
     pub anti_csrf_header: Option<&'a str>,
     /// The current time in ms since the epoch.
     pub now_ms: i64,
+    /// Resolve without writing to the store (React Server Components: a render
+    /// cannot send cookies, so it must not refresh or re-issue anything).
+    pub read_only: bool,
 }
 
 /// Anonymous (JWT in a cookie) or authenticated (row in the store).
@@ -123,7 +126,7 @@ fn store_error(e: StoreError) -> Error {
 fn parse_object(text: &str, what: &str) -> Result<Map<String, Value>> {
     match text.trim() {
         "" | "null" => Ok(Map::new()),
-        t => match serde_json::from_str::<Value>(t) {
+        t => match json::parse(t) {
             Ok(Value::Object(m)) => Ok(m),
             Ok(_) => Err(Error::new(
                 ErrorCode::SessionStoreFailed,
@@ -154,6 +157,19 @@ fn truthy(v: &Value) -> bool {
         Value::String(s) => !s.is_empty(),
         Value::Array(_) | Value::Object(_) => true,
     }
+}
+
+/// What the store keeps as `hashedSessionToken` once a session's token has
+/// been re-issued (Q2): the hash of the token with an empty public-data
+/// field. It depends on the handle and the secret id only, so every request
+/// re-issuing the token writes the same value whatever the public data is at
+/// that moment, and every token of the session the browser may still hold
+/// (they differ only in the public-data hash) stays valid. The token it
+/// hashes is never issued (an empty field does not parse). Until the first
+/// re-issue the stored hash is that of the token `$create` issued, as in
+/// Blitz.
+fn reissued_token_hash(handle: &str, id: &str) -> String {
+    hash256(encode_session_token_with_hash(handle, id, "").as_bytes())
 }
 
 fn without_user_id(merge: &JsonMerge) -> JsonMerge {
@@ -234,6 +250,10 @@ impl Engine {
                 .filter(|v| !v.is_empty())
         {
             if let Ok(claims) = jwt::verify_anonymous_jwt(&at, &self.keys, req.now_ms) {
+                // Cleared first, so a failed CSRF check sends it too.
+                if stale_session_cookie {
+                    self.clear_cookie(response, CookieKind::SessionToken);
+                }
                 if csrf_on
                     && !constant_time_eq(
                         &claims.anti_csrf_token,
@@ -246,11 +266,8 @@ impl Engine {
                 // the secret) is treated as `{}` plus userId null.
                 let public_data = match claims.public_data {
                     Value::Object(m) => m,
-                    _ => Map::new(),
+                    _ => Map::from_iter([("userId".to_string(), Value::Null)]),
                 };
-                if stale_session_cookie {
-                    self.clear_cookie(response, CookieKind::SessionToken);
-                }
                 return Ok(Kernel {
                     handle: claims.handle,
                     kind: SessionKind::Anonymous,
@@ -285,7 +302,12 @@ impl Engine {
         let Ok(parts) = parse_session_token(st) else {
             return Ok(None);
         };
-        let Some(row) = self.store.get(&parts.handle).await.map_err(store_error)? else {
+        let Some(row) = self
+            .store
+            .get(&parts.handle, req.now_ms)
+            .await
+            .map_err(store_error)?
+        else {
             return Ok(None);
         };
         let Some(csrf) = row.anti_csrf_token.clone().filter(|c| !c.is_empty()) else {
@@ -299,13 +321,20 @@ impl Engine {
         let public_data_hash = hash256(public_data_raw.as_bytes());
 
         // The token's secret is its random id; the public-data hash inside it
-        // is public. A token whose id is right but whose hash predates a
-        // public-data change (re-issued by a parallel request) is still the
-        // holder's: accept it and send the current token.
-        let current_token =
-            encode_session_token_with_hash(&parts.handle, &parts.id, &public_data_hash);
+        // is public. Once the token has been re-issued, any token with the
+        // right id is the holder's (a parallel request may still carry an
+        // older one): accept it and send the current token. The stored hash is
+        // then either bound to the id alone (native stores) or that of the
+        // current token (stores shared with @blitzjs/auth, which checks it).
+        // The exact check first: it is the only one a request normally needs.
         let exact = constant_time_eq(&hash256(st.as_bytes()), stored_hash);
-        let valid = exact || constant_time_eq(&hash256(current_token.as_bytes()), stored_hash);
+        let current_token =
+            || encode_session_token_with_hash(&parts.handle, &parts.id, &public_data_hash);
+        let current_hash = || hash256(current_token().as_bytes());
+        let id_bound_hash = || reissued_token_hash(&parts.handle, &parts.id);
+        let valid = exact
+            || constant_time_eq(&id_bound_hash(), stored_hash)
+            || constant_time_eq(&current_hash(), stored_hash);
         if !valid {
             return Ok(None);
         }
@@ -335,7 +364,7 @@ impl Engine {
             let minutes_left = (e.saturating_sub(req.now_ms) / 60_000) as f64; // truncates toward zero
             minutes_left < 0.75 * self.config.session_expiry_minutes
         });
-        if !public_data_changed && !quarter_passed {
+        if (!public_data_changed && !quarter_passed) || req.read_only {
             return Ok(Some(kernel));
         }
 
@@ -345,14 +374,20 @@ impl Engine {
             update.expires_at = Some(e);
             kernel.expires_at = Some(e);
         }
-        if !exact || public_data_changed {
-            update.hashed_session_token = Some(hash256(current_token.as_bytes()));
+        let wanted_hash = if self.store.shares_rows_with_blitz() {
+            current_hash()
+        } else {
+            id_bound_hash()
+        };
+        if !constant_time_eq(&wanted_hash, stored_hash) {
+            update.hashed_session_token = Some(wanted_hash);
         }
-        if !self
-            .store
-            .update(&parts.handle, &update)
-            .await
-            .map_err(store_error)?
+        if update != SessionUpdate::default()
+            && !self
+                .store
+                .update(&parts.handle, &update, req.now_ms)
+                .await
+                .map_err(store_error)?
         {
             // Revoked while this request was in flight: never revive it.
             return Ok(None);
@@ -362,16 +397,20 @@ impl Engine {
         let expires = kernel
             .expires_at
             .unwrap_or(req.now_ms.saturating_add(window));
-        self.write_cookie(response, CookieKind::SessionToken, &current_token, expires);
+        self.write_cookie(
+            response,
+            CookieKind::SessionToken,
+            &current_token(),
+            expires,
+        );
         self.write_cookie(
             response,
             CookieKind::AntiCsrfToken,
             &kernel.anti_csrf_token,
             expires,
         );
-        if public_data_changed {
-            self.write_public_data(response, &kernel.public_data, expires);
-        }
+        // The public-data cookie too, so it never expires before the session.
+        self.write_public_data(response, &kernel.public_data, expires);
         Ok(Some(kernel))
     }
 
@@ -543,14 +582,14 @@ impl RequestSession {
             SessionKind::Anonymous => {
                 if let Some(row) = engine
                     .store
-                    .get(&self.kernel.handle)
+                    .get(&self.kernel.handle, now_ms)
                     .await
                     .map_err(store_error)?
                 {
                     carried_private = row.private_data;
                     engine
                         .store
-                        .delete(&self.kernel.handle)
+                        .delete(&self.kernel.handle, now_ms)
                         .await
                         .map_err(store_error)?;
                 }
@@ -559,7 +598,7 @@ impl RequestSession {
                 // Q15: logging in again replaces the old session (session fixation).
                 engine
                     .store
-                    .delete(&self.kernel.handle)
+                    .delete(&self.kernel.handle, now_ms)
                     .await
                     .map_err(store_error)?;
             }
@@ -584,7 +623,11 @@ impl RequestSession {
             public_data: Some(public_text.clone()),
             private_data: Some(private_text),
         };
-        engine.store.create(&record).await.map_err(store_error)?;
+        engine
+            .store
+            .create(&record, now_ms)
+            .await
+            .map_err(store_error)?;
 
         let r = &mut self.response;
         engine.write_cookie(r, CookieKind::SessionToken, &token, expires_at);
@@ -607,7 +650,7 @@ impl RequestSession {
     /// `$revoke()`: log out; the request continues with a new anonymous session.
     pub async fn revoke(&mut self, now_ms: i64) -> Result<()> {
         let engine = Arc::clone(&self.engine);
-        match engine.store.delete(&self.kernel.handle).await {
+        match engine.store.delete(&self.kernel.handle, now_ms).await {
             Ok(_) => {}
             // A store that cannot be reached must not let a logout look done.
             Err(e) if e.kind == StoreErrorKind::Unavailable => return Err(store_error(e)),
@@ -681,7 +724,7 @@ impl RequestSession {
                 let expires_at = now_ms.saturating_add(engine.config.session_expiry_ms());
                 let Some(public_text) = engine
                     .store
-                    .merge_public_data(&self.kernel.handle, &merge, Some(expires_at))
+                    .merge_public_data(&self.kernel.handle, &merge, Some(expires_at), now_ms)
                     .await
                     .map_err(store_error)?
                 else {
@@ -700,13 +743,21 @@ impl RequestSession {
                         id,
                         &hash256(public_text.as_bytes()),
                     );
+                    // Shared with Blitz: the hash of the cookie we send (Blitz
+                    // checks exactly that); native: bound to the id, so
+                    // concurrent re-issues cannot invalidate each other.
+                    let hash = if engine.store.shares_rows_with_blitz() {
+                        hash256(token.as_bytes())
+                    } else {
+                        reissued_token_hash(&self.kernel.handle, id)
+                    };
                     let update = SessionUpdate {
-                        hashed_session_token: Some(hash256(token.as_bytes())),
+                        hashed_session_token: Some(hash),
                         ..SessionUpdate::default()
                     };
                     engine
                         .store
-                        .update(&self.kernel.handle, &update)
+                        .update(&self.kernel.handle, &update, now_ms)
                         .await
                         .map_err(store_error)?;
                     engine.write_cookie(
@@ -731,11 +782,11 @@ impl RequestSession {
     }
 
     /// `$getPrivateData()`: JSON text of the private data (`{}` when none).
-    pub async fn get_private_data(&self) -> Result<String> {
+    pub async fn get_private_data(&self, now_ms: i64) -> Result<String> {
         let row = self
             .engine
             .store
-            .get(&self.kernel.handle)
+            .get(&self.kernel.handle, now_ms)
             .await
             .map_err(store_error)?;
         let text = row.and_then(|r| r.private_data).unwrap_or_default();
@@ -745,31 +796,60 @@ impl RequestSession {
         )?)))
     }
 
-    /// `$setPrivateData(data)`: shallow-merge into the private data (spec §6.7).
-    pub async fn set_private_data(&mut self, data: &JsonMerge) -> Result<()> {
+    /// `$setPrivateData(data)`: shallow-merge into the private data (spec
+    /// §6.7), atomically where the store can.
+    pub async fn set_private_data(&mut self, data: &JsonMerge, now_ms: i64) -> Result<()> {
         let store = Arc::clone(&self.engine.store);
-        let existing = store.get(&self.kernel.handle).await.map_err(store_error)?;
-        if existing.is_none() {
-            // Anonymous sessions get a row holding only the handle (Blitz does the same).
-            let row = SessionRecord {
-                handle: self.kernel.handle.clone(),
-                ..SessionRecord::default()
-            };
-            if let Err(e) = store.create(&row).await {
-                if e.kind == StoreErrorKind::Unavailable {
-                    return Err(store_error(e));
-                }
+        let handle = self.kernel.handle.clone();
+        if store
+            .merge_private_data(&handle, data, now_ms)
+            .await
+            .map_err(store_error)?
+            .is_some()
+        {
+            return Ok(());
+        }
+        if self.kernel.kind == SessionKind::Authenticated {
+            // Revoked while this request was in flight. A handle-only row
+            // would revive it as a row without CSRF token, which fails every
+            // later request carrying the old cookie instead of falling back.
+            return Err(Error::new(
+                ErrorCode::InvalidSessionOperation,
+                format!("setPrivateData() failed because handle doesn't exist {handle}"),
+            ));
+        }
+        // Anonymous sessions get a row holding only the handle (as in Blitz);
+        // a concurrent call may have created it first, which is fine.
+        let row = SessionRecord {
+            handle: handle.clone(),
+            ..SessionRecord::default()
+        };
+        if let Err(e) = store.create(&row, now_ms).await {
+            if e.kind != StoreErrorKind::Conflict {
+                return Err(store_error(e));
             }
         }
-        let base = existing.and_then(|r| r.private_data);
-        let update = SessionUpdate {
-            private_data: Some(data.apply(base.as_deref()).map_err(store_error)?),
-            ..SessionUpdate::default()
-        };
-        store
-            .update(&self.kernel.handle, &update)
-            .await
-            .map_err(store_error)?;
+        if store.shares_rows_with_blitz() {
+            // The app's storage is not atomic anyway; make Blitz's exact calls
+            // (getSession, createSession({handle}), updateSession).
+            let update = SessionUpdate {
+                private_data: Some(data.apply(None).map_err(store_error)?),
+                ..SessionUpdate::default()
+            };
+            store
+                .update(&handle, &update, now_ms)
+                .await
+                .map_err(store_error)?;
+        } else {
+            store
+                .merge_private_data(&handle, data, now_ms)
+                .await
+                .map_err(store_error)?;
+        }
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -361,13 +361,14 @@ pub fn verify_anonymous_jwt(
         .into_iter()
         .map(char::from)
         .collect();
-    let header: Value = serde_json::from_str(&header_text).map_err(|_| JwtError::Malformed)?;
+    let header: Value =
+        crate::session::json::parse(&header_text).map_err(|_| JwtError::Malformed)?;
     if !is_truthy(&header) {
         return Err(JwtError::Malformed);
     }
     let payload_bytes = decode_base64_lenient(payload_b64.as_bytes());
     let payload: Option<Value> =
-        serde_json::from_str(&String::from_utf8_lossy(&payload_bytes)).ok();
+        crate::session::json::parse(&String::from_utf8_lossy(&payload_bytes)).ok();
     // With `typ: "JWT"` `jws` parses the payload eagerly and a parse error
     // rejects the token here; otherwise it fails the audience check later.
     if payload.is_none() && header.get("typ").and_then(Value::as_str) == Some("JWT") {

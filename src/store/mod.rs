@@ -11,6 +11,9 @@
 //!
 //! Semantics every store must have (checked by the test-only `conformance`
 //! suite):
+//! - Every operation gets the caller's `now_ms`: the engine's clock, which a
+//!   test may freeze, is the one time source (native stores with their own
+//!   expiry, like Redis, also expire by their own clock).
 //! - `get` returns the record as stored, byte for byte, or `None`; a record
 //!   whose `expires_at` has passed may be returned or not (the engine checks).
 //! - `get_for_user` returns only live records of that user: `user_id`
@@ -110,7 +113,7 @@ impl JsonMerge {
     pub fn apply(&self, base: Option<&str>) -> Result<String, StoreError> {
         let mut obj = match base.map(str::trim) {
             None | Some("") | Some("null") => Map::new(),
-            Some(text) => match serde_json::from_str::<Value>(text) {
+            Some(text) => match crate::session::json::parse(text) {
                 Ok(Value::Object(m)) => m,
                 Ok(_) => Map::new(),
                 Err(e) => {
@@ -182,20 +185,32 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The storage a session engine runs on.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Blitz `getSession(handle)`.
-    async fn get(&self, handle: &str) -> StoreResult<Option<SessionRecord>>;
+    /// Blitz `getSession(handle)`. A record expired at `now_ms` may be hidden.
+    async fn get(&self, handle: &str, now_ms: i64) -> StoreResult<Option<SessionRecord>>;
 
     /// Blitz `getSessions(userId)`: live records of the user (see module docs).
     async fn get_for_user(&self, user_id: &str, now_ms: i64) -> StoreResult<Vec<SessionRecord>>;
 
-    /// Blitz `createSession(record)`; never overwrites.
-    async fn create(&self, record: &SessionRecord) -> StoreResult<()>;
+    /// Blitz `createSession(record)`; never overwrites (a record expired at `now_ms` may be replaced).
+    async fn create(&self, record: &SessionRecord, now_ms: i64) -> StoreResult<()>;
 
-    /// Blitz `updateSession(handle, update)`; never creates. `Ok(false)` when the handle is gone.
-    async fn update(&self, handle: &str, update: &SessionUpdate) -> StoreResult<bool>;
+    /// Blitz `updateSession(handle, update)`; never creates. `Ok(false)` when
+    /// the handle is gone; a store that expires records itself also answers
+    /// `false` for a record expired at `now_ms` (a record is expired when
+    /// `expires_at < now_ms`, matching the engine).
+    async fn update(&self, handle: &str, update: &SessionUpdate, now_ms: i64) -> StoreResult<bool>;
 
     /// Blitz `deleteSession(handle)`. `Ok(false)` when there was nothing to delete.
-    async fn delete(&self, handle: &str) -> StoreResult<bool>;
+    async fn delete(&self, handle: &str, now_ms: i64) -> StoreResult<bool>;
+
+    /// Whether the records are shared with `@blitzjs/auth` (an app's own
+    /// `SessionConfigMethods`). The engine then keeps `hashed_session_token`
+    /// equal to the hash of the latest cookie, which Blitz can check; native
+    /// stores get a hash bound to the token's secret id instead, which no
+    /// concurrent re-issue can invalidate (see the engine's token rules).
+    fn shares_rows_with_blitz(&self) -> bool {
+        false
+    }
 
     /// Merge into the public data of one session and optionally move its
     /// expiry, as one step. Returns the new public data, or `None` when the
@@ -205,8 +220,9 @@ pub trait SessionStore: Send + Sync {
         handle: &str,
         merge: &JsonMerge,
         expires_at: Option<i64>,
+        now_ms: i64,
     ) -> StoreResult<Option<String>> {
-        let Some(row) = self.get(handle).await? else {
+        let Some(row) = self.get(handle, now_ms).await? else {
             return Ok(None);
         };
         let public_data = merge.apply(row.public_data.as_deref())?;
@@ -215,7 +231,33 @@ pub trait SessionStore: Send + Sync {
             public_data: Some(public_data.clone()),
             ..SessionUpdate::default()
         };
-        Ok(self.update(handle, &update).await?.then_some(public_data))
+        Ok(self
+            .update(handle, &update, now_ms)
+            .await?
+            .then_some(public_data))
+    }
+
+    /// Merge into the private data of one session, as one step. Returns the
+    /// new private data, or `None` when the handle is gone. Default: `get`
+    /// then `update` (not atomic).
+    async fn merge_private_data(
+        &self,
+        handle: &str,
+        merge: &JsonMerge,
+        now_ms: i64,
+    ) -> StoreResult<Option<String>> {
+        let Some(row) = self.get(handle, now_ms).await? else {
+            return Ok(None);
+        };
+        let private_data = merge.apply(row.private_data.as_deref())?;
+        let update = SessionUpdate {
+            private_data: Some(private_data.clone()),
+            ..SessionUpdate::default()
+        };
+        Ok(self
+            .update(handle, &update, now_ms)
+            .await?
+            .then_some(private_data))
     }
 
     /// Merge into the public data of every live session of a user
@@ -233,7 +275,7 @@ pub trait SessionStore: Send + Sync {
                 public_data: Some(merge.apply(row.public_data.as_deref())?),
                 ..SessionUpdate::default()
             };
-            if self.update(&row.handle, &update).await? {
+            if self.update(&row.handle, &update, now_ms).await? {
                 changed.push(row.handle);
             }
         }
@@ -245,7 +287,7 @@ pub trait SessionStore: Send + Sync {
     async fn delete_for_user(&self, user_id: &str, now_ms: i64) -> StoreResult<Vec<String>> {
         let mut gone = Vec::new();
         for row in self.get_for_user(user_id, now_ms).await? {
-            if self.delete(&row.handle).await? {
+            if self.delete(&row.handle, now_ms).await? {
                 gone.push(row.handle);
             }
         }
