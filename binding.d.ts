@@ -20,9 +20,9 @@ export declare class NativeSession {
   /** `$setPublicData(data)`. */
   setPublicData(setJson: string, remove: Array<string>, nowMs: number): SessionView | Error | Promise<SessionView | Error>
   /** `$getPrivateData()`: JSON text. */
-  getPrivateData(): string | Error | Promise<string | Error>
+  getPrivateData(nowMs: number): string | Error | Promise<string | Error>
   /** `$setPrivateData(data)`. */
-  setPrivateData(setJson: string, remove: Array<string>): SessionView | Error | Promise<SessionView | Error>
+  setPrivateData(setJson: string, remove: Array<string>, nowMs: number): SessionView | Error | Promise<SessionView | Error>
 }
 
 /** A session store usable by `SessionEngine`. */
@@ -41,7 +41,7 @@ export declare class NativeStore {
 export declare class SessionEngine {
   constructor(options: SessionEngineOptions, store: NativeStore)
   /** Resolve a request's session (Blitz's `getSession`). */
-  resolve(method: string, cookieHeader: string | undefined | null, antiCsrfHeader: string | undefined | null, nowMs: number): ResolvedSession | Promise<ResolvedSession>
+  resolve(method: string, cookieHeader: string | undefined | null, antiCsrfHeader: string | undefined | null, nowMs: number, readOnly?: boolean | undefined | null): ResolvedSession | Promise<ResolvedSession>
   /** `getAllSessionHandlesForUser(userId)`; `userIdJson` is `JSON.stringify(userId)`. */
   sessionHandlesForUser(userIdJson: string, nowMs: number): string[] | Error | Promise<string[] | Error>
   /**

@@ -65,6 +65,17 @@ function resolveSecret(env = process.env) {
         : "You must provide the SESSION_SECRET_KEY environment variable in production. This is used to sign and verify tokens. It should be 32 chars long."
       return { error: Object.assign(new Error(message), { code: "INVALID_CONFIG" }) }
     }
+    const weak = previous.find((p) => p.length < 32)
+    if (weak !== undefined) {
+      return {
+        error: Object.assign(
+          new Error(
+            "Every key in SESSION_SECRET_KEY_PREVIOUS must be at least 32 characters long in production (a weak previous key would let anyone forge anonymous sessions)",
+          ),
+          { code: "INVALID_CONFIG" },
+        ),
+      }
+    }
     if (key.length < 32) {
       return {
         error: Object.assign(
@@ -104,9 +115,14 @@ function resolveOptions(options) {
         : `Session management method ${method} is invalid. Supported methods are "essential" and "advanced"`,
     )
   }
+  /** @type {Record<string, number>} */
+  const minutes = {}
   for (const k of ["sessionExpiryMinutes", "anonSessionExpiryMinutes"]) {
-    const v = pick(k)
-    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw configError(`${k} must be a positive number of minutes`, v)
+    const raw = pick(k)
+    // Numeric strings (straight from process.env) worked in Blitz; keep them working.
+    const v = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : raw
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw configError(`${k} must be a positive number of minutes`, raw)
+    minutes[k] = v
   }
   const domain = pick("domain")
   if (domain !== undefined && domain !== null && typeof domain !== "string") throw configError("domain must be a string", domain)
@@ -126,8 +142,8 @@ function resolveOptions(options) {
     /** Everything the native engine needs except the secret (read lazily, see session.js). */
     engine: {
       cookiePrefix,
-      sessionExpiryMinutes: pick("sessionExpiryMinutes"),
-      anonSessionExpiryMinutes: pick("anonSessionExpiryMinutes"),
+      sessionExpiryMinutes: minutes.sessionExpiryMinutes,
+      anonSessionExpiryMinutes: minutes.anonSessionExpiryMinutes,
       sameSite: sameSiteOption(pick("sameSite")),
       secureCookies,
       domain: domain || undefined,

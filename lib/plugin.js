@@ -162,10 +162,51 @@ async function useAuthenticatedBlitzContext({ redirectTo, redirectAuthenticatedT
   return ctx
 }
 
-/** @param {{ pathname?: string, query?: Record<string, any> }} u */
+/** @param {unknown} v */
+function queryParam(v) {
+  return typeof v === "string" || (typeof v === "number" && !Number.isNaN(v)) || typeof v === "boolean" ? String(v) : ""
+}
+
+/**
+ * A URL object as Next's `formatWithValidation` (format-url.ts) writes it,
+ * which is what Blitz's redirect helpers use: query through URLSearchParams
+ * (arrays repeat the key), then protocol, host, pathname, search, hash.
+ * @param {any} u
+ */
 function formatUrl(u) {
-  const q = u.query ? `?${new URLSearchParams(u.query).toString()}` : ""
-  return `${u.pathname ?? "/"}${q}`
+  let auth = u.auth ? `${encodeURIComponent(u.auth).replace(/%3A/i, ":")}@` : ""
+  /** @type {string | false} */
+  let host = false
+  if (u.host) host = auth + u.host
+  else if (u.hostname) {
+    host = auth + (u.hostname.includes(":") ? `[${u.hostname}]` : u.hostname)
+    if (u.port) host += `:${u.port}`
+  }
+  let protocol = u.protocol || ""
+  let pathname = u.pathname || ""
+  let hash = u.hash || ""
+  let query = u.query || ""
+  if (query && typeof query === "object") {
+    const params = new URLSearchParams()
+    for (const [k, v] of Object.entries(query)) {
+      if (Array.isArray(v)) for (const item of v) params.append(k, queryParam(item))
+      else params.set(k, queryParam(v))
+    }
+    query = String(params)
+  }
+  let search = u.search || (query && `?${query}`) || ""
+  if (protocol && !protocol.endsWith(":")) protocol += ":"
+  if (u.slashes || ((!protocol || /https?|ftp|gopher|file/.test(protocol)) && host !== false)) {
+    host = `//${host || ""}`
+    if (pathname && pathname[0] !== "/") pathname = `/${pathname}`
+  } else if (!host) {
+    host = ""
+  }
+  if (hash && hash[0] !== "#") hash = `#${hash}`
+  if (search && search[0] !== "?") search = `?${search}`
+  pathname = pathname.replace(/[?#]/g, encodeURIComponent)
+  search = search.replace("#", "%23")
+  return `${protocol}${host}${pathname}${search}${hash}`
 }
 
 /**

@@ -237,9 +237,14 @@ class SessionContext {
     return this._state.view.antiCsrfToken
   }
 
+  /** Logged in: any userId but null/undefined (Q14: 0, "" and false are ids). */
+  _loggedIn() {
+    return this.userId !== null && this.userId !== undefined
+  }
+
   /** @param {...unknown} args */
   $isAuthorized(...args) {
-    if (!this.userId && this.userId !== 0) return false
+    if (!this._loggedIn()) return false
     return config().options.isAuthorized({ ctx: { session: this }, args })
   }
 
@@ -250,7 +255,7 @@ class SessionContext {
 
   /** @param {...unknown} args */
   $authorize(...args) {
-    if (!this.userId && this.userId !== 0) throw new AuthenticationError()
+    if (!this._loggedIn()) throw new AuthenticationError()
     if (!this.$isAuthorized(...args)) throw new AuthorizationError()
   }
 
@@ -283,9 +288,13 @@ class SessionContext {
   async $create(publicData, privateData) {
     if (this._rscNoop("$create")) return
     if (publicData === null || typeof publicData !== "object" || publicData.userId === undefined) {
-      throw new Error("You must provide publicData.userId")
+      throw Object.assign(new Error("You must provide publicData.userId"), { code: "INVALID_SESSION_OPERATION" })
     }
-    if (publicData.userId === null) throw new Error("You must provide a non-empty userId as publicData.userId")
+    if (publicData.userId === null) {
+      throw Object.assign(new Error("You must provide a non-empty userId as publicData.userId"), {
+        code: "INVALID_SESSION_OPERATION",
+      })
+    }
     const [pub, pubRemove] = toMerge(publicData, "publicData")
     const [priv, privRemove] = privateData === undefined ? [undefined, []] : toMerge(privateData, "privateData")
     this._adopt(unwrapValue(await this._state.native.create(pub, pubRemove, priv, privRemove, Date.now())))
@@ -312,14 +321,14 @@ class SessionContext {
 
   /** @returns {Promise<Record<string, any>>} */
   async $getPrivateData() {
-    return JSON.parse(unwrapValue(await this._state.native.getPrivateData()))
+    return JSON.parse(unwrapValue(await this._state.native.getPrivateData(Date.now())))
   }
 
   /** @param {Record<string, any>} data shallow-merged into the private data */
   async $setPrivateData(data) {
     if (this._rscNoop("$setPrivateData")) return
     const [set, remove] = toMerge(data, "privateData")
-    this._adopt(unwrapValue(await this._state.native.setPrivateData(set, remove)))
+    this._adopt(unwrapValue(await this._state.native.setPrivateData(set, remove, Date.now())))
   }
 }
 
@@ -372,7 +381,8 @@ async function getSession(req, res, isRsc = false) {
       code: "INVALID_ARGUMENT",
     })
   }
-  let resolved = engine().resolve(method, cookie, csrf, Date.now())
+  // Server Components cannot send cookies: resolve without store writes (Q25).
+  let resolved = engine().resolve(method, cookie, csrf, Date.now(), isRsc)
   if (resolved instanceof Promise) resolved = await resolved
   if (!resolved.session) {
     // Tell the client (csrf-error header, cleared cookies) before failing (Q4).
