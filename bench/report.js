@@ -94,9 +94,11 @@ function cpuSnapshot() {
   return { at: performance.now(), busySeconds, ownSeconds: (own.user + own.system) / 1e6 }
 }
 
-function foreignCpuShare(before, after) {
+// `ownChildSeconds`: CPU time of this benchmark's own child processes in the
+// interval, which /proc/stat counts as busy but is not background load.
+function foreignCpuShare(before, after, ownChildSeconds = 0) {
   const wallSeconds = (after.at - before.at) / 1000
-  const others = after.busySeconds - before.busySeconds - (after.ownSeconds - before.ownSeconds)
+  const others = after.busySeconds - before.busySeconds - (after.ownSeconds - before.ownSeconds) - ownChildSeconds
   return Math.min(1, Math.max(0, others / (wallSeconds * os.cpus().length)))
 }
 

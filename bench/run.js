@@ -6,7 +6,7 @@
 // to stderr, so `npm run bench > report.md` keeps the report clean) and writes
 // the raw samples to bench/results/latest.json.
 //
-//   node bench/run.js              full run, about 3–5 minutes on 2 cores
+//   node bench/run.js              full run, about 4–6 minutes on 2 cores
 //   node bench/run.js --quick      smoke run, well under a minute
 //   node bench/run.js --help       every knob (each also has a BENCH_* env var)
 
@@ -18,17 +18,20 @@ const { parseArgs } = require("util")
 const { performance, monitorEventLoopDelay } = require("perf_hooks")
 
 const { loadContenders, ROOT } = require("./contenders")
+const { loadSessionContenders, sessionChecks, sessionsSection, childCpuSeconds } = require("./sessions")
 const { runChecks } = require("./checks")
 const { summarize, rotate } = require("./stats")
 const { table, num, ratio, packageVersions, machine, cpuSnapshot, foreignCpuShare } = require("./report")
 
 // ---------------------------------------------------------------- settings
 
-const SECTIONS = ["latency", "throughput", "lag", "hash256", "token", "verify"]
+const SECTIONS = ["latency", "throughput", "lag", "hash256", "token", "verify", "sessions", "session-ops"]
+const SESSION_SECTIONS = ["sessions", "session-ops"]
 
 // Full: 15 measured latency rounds, throughput and lag windows long enough to
-// average over dozens of hashes, micro-benchmarks of 30 × 200k calls; about
-// 3–4 minutes on 2 cores. Quick: same code paths, fewer samples.
+// average over dozens of hashes, micro-benchmarks of 30 × 200k calls, session
+// scenarios of 30 × 250 requests per contender; about 4–5 minutes on 2 cores.
+// Quick: same code paths, fewer samples.
 const PROFILES = {
   full: {
     warmup: 3,
@@ -43,6 +46,10 @@ const PROFILES = {
     microWarmup: 3,
     batches: 30,
     batchSize: 200000,
+    sessWarmup: 5,
+    sessRounds: 30,
+    sessBatch: 250,
+    sessDiagRequests: 200,
   },
   quick: {
     warmup: 1,
@@ -57,6 +64,10 @@ const PROFILES = {
     microWarmup: 2,
     batches: 10,
     batchSize: 50000,
+    sessWarmup: 2,
+    sessRounds: 8,
+    sessBatch: 100,
+    sessDiagRequests: 100,
   },
 }
 
@@ -73,6 +84,9 @@ const KNOBS = {
   "lag-window-ms": ["lagWindowMs", "BENCH_LAG_WINDOW_MS"],
   batches: ["batches", "BENCH_BATCHES"],
   "batch-size": ["batchSize", "BENCH_BATCH_SIZE"],
+  "sess-warmup": ["sessWarmup", "BENCH_SESS_WARMUP"],
+  "sess-rounds": ["sessRounds", "BENCH_SESS_ROUNDS"],
+  "sess-batch": ["sessBatch", "BENCH_SESS_BATCH"],
 }
 
 const HELP = `Usage: node bench/run.js [options]
@@ -103,7 +117,7 @@ function parseConfig(argv, env) {
     const raw = values[flag] ?? env[envName]
     if (raw === undefined || raw === "") continue
     const n = Number(raw)
-    const min = key === "warmup" ? 0 : 1
+    const min = key === "warmup" || key === "sessWarmup" ? 0 : 1
     if (!Number.isInteger(n) || n < min) throw usageError(`--${flag} must be an integer ≥ ${min}, got ${JSON.stringify(raw)}`)
     config[key] = n
   }
@@ -326,6 +340,17 @@ async function main() {
   // 1. Agreement before timing: abort on any disagreement.
   progress("checks…\n")
   const checks = await runChecks({ ours, peers, password: PASSWORD, hash256Inputs })
+  // Sessions (only when selected): ours, ours + JS storage and Blitz, each
+  // with its own sessions, checked against each other before any timing.
+  let sessionContenders = null
+  if (config.sections.some((s) => SESSION_SECTIONS.includes(s))) {
+    try {
+      sessionContenders = loadSessionContenders()
+      checks.push(...(await sessionChecks(sessionContenders)))
+    } catch (err) {
+      checks.push({ name: "sessions: load ours and @blitzjs/auth side by side", ok: false, detail: `threw ${err && err.stack ? err.stack.split("\n")[0] : err}` })
+    }
+  }
   console.log("## 1. Agreement checks\n")
   console.log(`${checks.map((c) => `- [${c.ok ? "x" : " "}] ${c.name}${c.detail && !c.ok ? ` — ${c.detail}` : ""}`).join("\n")}\n`)
   const results = { startedAt: startedAt.toISOString(), config, ...info, checks, sections: {} }
@@ -342,9 +367,10 @@ async function main() {
     if (!config.sections.includes(key)) return
     progress(progressText)
     const before = cpuSnapshot()
-    const { title, rows, text } = await body()
-    const share = foreignCpuShare(before, cpuSnapshot())
-    results.sections[key] = { title, foreignCpuShare: share, rows }
+    const { title, rows, text, extra, foreignCpuShare: own } = await body()
+    // A section may measure the load itself (e.g. leaving out its own child process).
+    const share = own ?? foreignCpuShare(before, cpuSnapshot())
+    results.sections[key] = { title, foreignCpuShare: share, rows, ...extra }
     const noise = Number.isFinite(share) ? `\n\nOther processes kept ${Math.round(share * 100)}% of the ${os.cpus().length} cores busy during this section.` : ""
     console.log(`## ${title}\n\n${text}${noise}\n`)
   }
@@ -421,10 +447,15 @@ async function main() {
     }
   })
 
+  const sessLabel = `${config.sessWarmup} warm-up + ${config.sessRounds} batches × ${config.sessBatch} requests × 3–4 contenders`
+  await section("sessions", `sessions (${sessLabel})`, () => sessionsSection("sessions", sessionContenders, config, 8))
+  await section("session-ops", `session ops (${sessLabel})`, () => sessionsSection("session-ops", sessionContenders, config, 9))
+
   results.poolAtEnd = ours.binding.hashPoolStats()
   results.loadavgAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100)
   results.durationSeconds = Math.round((performance.now() - t0) / 100) / 10
-  results.foreignCpuShare = foreignCpuShare(cpuAtStart, cpuSnapshot())
+  // The sessions' diagnostic child is this benchmark's own work, not background load.
+  results.foreignCpuShare = foreignCpuShare(cpuAtStart, cpuSnapshot(), childCpuSeconds())
   results.sink = sink
   writeJson(config.out, results)
   const share = Number.isFinite(results.foreignCpuShare) ? `, other processes used ${Math.round(results.foreignCpuShare * 100)}% of the machine` : ""
