@@ -9,22 +9,6 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** One request's session; its methods are the `SessionContext` operations. */
-export declare class NativeSession {
-  /** `$create(publicData, privateData)`. */
-  create(publicJson: string, publicRemove: Array<string>, privateJson: string | undefined | null, privateRemove: Array<string>, nowMs: number): SessionView | Error | Promise<SessionView | Error>
-  /** `$revoke()`. */
-  revoke(nowMs: number): SessionView | Error | Promise<SessionView | Error>
-  /** `$revokeAll()`. */
-  revokeAll(nowMs: number): SessionView | Error | Promise<SessionView | Error>
-  /** `$setPublicData(data)`. */
-  setPublicData(setJson: string, remove: Array<string>, nowMs: number): SessionView | Error | Promise<SessionView | Error>
-  /** `$getPrivateData()`: JSON text. */
-  getPrivateData(nowMs: number): string | Error | Promise<string | Error>
-  /** `$setPrivateData(data)`. */
-  setPrivateData(setJson: string, remove: Array<string>, nowMs: number): SessionView | Error | Promise<SessionView | Error>
-}
-
 /** A session store usable by `SessionEngine`. */
 export declare class NativeStore {
   /** The embedded in-memory store. */
@@ -37,11 +21,29 @@ export declare class NativeStore {
   static fromJs(bridge: (arg: string) => Promise<string | undefined | null>): NativeStore
 }
 
-/** The session engine for one configuration and store. */
+/**
+ * The session engine for one configuration and store.
+ *
+ * A request session crosses napi as one string (see
+ * `RequestSession::encode`): building a JS object field by field, and a class
+ * instance with a finalizer per request, cost more than the engine's work.
+ * The JS layer splits it, keeps it, and hands it back to the operations.
+ */
 export declare class SessionEngine {
   constructor(options: SessionEngineOptions, store: NativeStore)
-  /** Resolve a request's session (Blitz's `getSession`). */
-  resolve(method: string, cookieHeader: string | undefined | null, antiCsrfHeader: string | undefined | null, nowMs: number, readOnly?: boolean | undefined | null): ResolvedSession | Promise<ResolvedSession>
+  /**
+   * Resolve a request's session (Blitz's `getSession`): the encoded session,
+   * or `err␁flags␁code␁message␁cookie…` with what to send anyway.
+   */
+  resolve(method: string, cookieHeader: string | undefined | null, antiCsrfHeader: string | undefined | null, nowMs: number, readOnly?: boolean | undefined | null): string | Promise<string>
+  /** `$create(publicData, privateData)` on an encoded session. */
+  sessionCreate(state: string, publicJson: string, publicRemove: Array<string>, privateJson: string | undefined | null, privateRemove: Array<string>, nowMs: number): string | Promise<string>
+  /** `$revoke()` (`all`: `$revokeAll()`) on an encoded session. */
+  sessionRevoke(state: string, all: boolean, nowMs: number): string | Promise<string>
+  /** `$setPublicData(data)` (`private`: `$setPrivateData(data)`) on an encoded session. */
+  sessionSetData(state: string, private: boolean, setJson: string, remove: Array<string>, nowMs: number): string | Promise<string>
+  /** `$getPrivateData()`: `ok␁<json>` or an error. */
+  sessionGetPrivateData(state: string, nowMs: number): string | Promise<string>
   /** `getAllSessionHandlesForUser(userId)`; `userIdJson` is `JSON.stringify(userId)`. */
   sessionHandlesForUser(userIdJson: string, nowMs: number): string[] | Error | Promise<string[] | Error>
   /**
@@ -94,16 +96,6 @@ export interface HashPoolStats {
   queued: number
 }
 
-/** Result of `SessionEngine.resolve`. */
-export interface ResolvedSession {
-  /** The session (absent when resolving failed). */
-  session?: NativeSession
-  /** Its state and what to send; on failure only the response part is set. */
-  view: SessionView
-  /** Why resolving failed (e.g. `CSRF_TOKEN_MISMATCH`). */
-  error?: Error
-}
-
 /**
  * Options of the session engine (Blitz's option names, already validated and
  * defaulted by the JS layer; environment resolved there too).
@@ -120,20 +112,6 @@ export interface SessionEngineOptions {
   secret: string
   previousSecrets: Array<string>
   csrfDisabled: boolean
-}
-
-/** The session as JS sees it, plus everything to write to the response. */
-export interface SessionView {
-  handle: string
-  /** JSON text of the public data. */
-  publicData: string
-  antiCsrfToken: string
-  anonymous: boolean
-  /** `Set-Cookie` values, one per cookie. */
-  cookies: Array<string>
-  publicDataToken: boolean
-  sessionCreated: boolean
-  csrfError: boolean
 }
 
 /** Outcome of a password verification (`MALFORMED`: libsodium would refuse the stored string). */

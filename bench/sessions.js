@@ -150,17 +150,27 @@ function loadSessionContenders(storageCounts = {}) {
   ]
 }
 
+/**
+ * The binding answers with one encoded string (src/session/engine.rs,
+ * `RequestSession::encode`): `ok␁flags␁handle␁publicData␁csrf␁userId␁tokenId␁expiresAt␁cookie…`.
+ * @param {string} encoded
+ */
+function nativeView(encoded) {
+  const f = encoded.split("\u0001")
+  if (f[0] !== "ok") throw new Error(`native ${f[2]}: ${f[3]}`)
+  return { state: encoded, handle: f[2], cookies: f.slice(8) }
+}
+
 /** Sessions for the reference engine, through the binding (same flows as a browser's). */
 function prepareNativeSessions(c) {
   const now = () => Date.now()
-  const first = c.engine.resolve("GET", undefined, undefined, now())
-  const anonJar = new CookieJar().apply(first.view.cookies.map(parseSetCookie))
-  c.anon = { jar: anonJar, handle: first.view.handle, csrf: anonJar.csrf }
-  const visit = c.engine.resolve("GET", undefined, undefined, now())
-  const jar = new CookieJar().apply(visit.view.cookies.map(parseSetCookie))
-  const login = c.engine.resolve("POST", jar.header(), jar.csrf, now())
-  const view = login.session.create(JSON.stringify(USER), [], undefined, [], now())
-  if (view instanceof Error) throw view
+  const first = nativeView(c.engine.resolve("GET", undefined, undefined, now()))
+  const anonJar = new CookieJar().apply(first.cookies.map(parseSetCookie))
+  c.anon = { jar: anonJar, handle: first.handle, csrf: anonJar.csrf }
+  const visit = nativeView(c.engine.resolve("GET", undefined, undefined, now()))
+  const jar = new CookieJar().apply(visit.cookies.map(parseSetCookie))
+  const login = nativeView(c.engine.resolve("POST", jar.header(), jar.csrf, now()))
+  const view = nativeView(c.engine.sessionCreate(login.state, JSON.stringify(USER), [], undefined, [], now()))
   jar.apply(view.cookies.map(parseSetCookie))
   c.user = { jar, handle: view.handle, csrf: jar.csrf }
 }
@@ -372,7 +382,7 @@ const SCENARIOS = [
     loop: "web",
     make: (c, n) => ({ reqs: times(n, () => webRequest("GET")), resps: times(n, () => new Response(null)) }),
     verify: (c, s, inputs) => s.userId === null && responseCookies(inputs.resps.at(-1)).length === 4,
-    native: { method: "GET", jar: null, csrf: false, verify: (c, r) => r.view.handle.endsWith(":ajwt") && r.view.cookies.length === 4 },
+    native: { method: "GET", jar: null, csrf: false, verify: (c, r) => nativeView(r).handle.endsWith(":ajwt") && nativeView(r).cookies.length === 4 },
   },
   {
     key: "authGet",
@@ -381,7 +391,7 @@ const SCENARIOS = [
     loop: "web",
     make: (c, n) => ({ reqs: times(n, () => webRequest("GET", c.user.jar)), resps: times(n, () => new Response(null)) }),
     verify: (c, s) => s.$handle === c.user.handle && s.userId === 1,
-    native: { method: "GET", jar: "user", csrf: false, verify: (c, r) => r.view.handle === c.user.handle && r.view.cookies.length === 0 },
+    native: { method: "GET", jar: "user", csrf: false, verify: (c, r) => nativeView(r).handle === c.user.handle && nativeView(r).cookies.length === 0 },
   },
   {
     key: "authPost",
@@ -393,7 +403,7 @@ const SCENARIOS = [
       resps: times(n, () => new Response(null)),
     }),
     verify: (c, s) => s.$handle === c.user.handle && s.userId === 1,
-    native: { method: "POST", jar: "user", csrf: true, verify: (c, r) => r.view.handle === c.user.handle && r.view.cookies.length === 0 },
+    native: { method: "POST", jar: "user", csrf: true, verify: (c, r) => nativeView(r).handle === c.user.handle && nativeView(r).cookies.length === 0 },
   },
   {
     key: "anonGet",
@@ -402,7 +412,7 @@ const SCENARIOS = [
     loop: "web",
     make: (c, n) => ({ reqs: times(n, () => webRequest("GET", c.anon.jar)), resps: times(n, () => new Response(null)) }),
     verify: (c, s) => s.$handle === c.anon.handle && s.userId === null,
-    native: { method: "GET", jar: "anon", csrf: false, verify: (c, r) => r.view.handle === c.anon.handle && r.view.cookies.length === 0 },
+    native: { method: "GET", jar: "anon", csrf: false, verify: (c, r) => nativeView(r).handle === c.anon.handle && nativeView(r).cookies.length === 0 },
   },
   {
     key: "nodeAuthGet",

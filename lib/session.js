@@ -11,9 +11,63 @@ const { AuthenticationError, AuthorizationError, CSRFTokenMismatchError } = requ
 const { HEADER_CSRF_ERROR, HEADER_PUBLIC_DATA_TOKEN, HEADER_SESSION_CREATED } = require("./constants")
 
 /**
- * @typedef {import("../binding").SessionView} SessionView
- * @typedef {import("../binding").NativeSession} NativeSession
+ * A request session as the engine encodes it (one string per crossing; see
+ * `RequestSession::encode` in src/session/engine.rs), split into fields.
+ * @typedef {object} SessionView
+ * @property {string} state the encoded session, handed back to operations
+ * @property {string} handle
+ * @property {string} publicData JSON text
+ * @property {string} antiCsrfToken
+ * @property {boolean} anonymous
+ * @property {string[]} cookies Set-Cookie values, one per cookie
+ * @property {boolean} publicDataToken
+ * @property {boolean} sessionCreated
+ * @property {boolean} csrfError
  */
+
+const SEP = "\u0001"
+
+/**
+ * Split an encoded session, or throw the error it carries (with `sessionResponse`:
+ * what the client must still be told, e.g. the csrf-error header).
+ * @param {string} encoded
+ * @returns {SessionView}
+ */
+function decode(encoded) {
+  const f = encoded.split(SEP)
+  const flags = Number(f[1])
+  if (f[0] === "ok") {
+    return {
+      state: encoded,
+      handle: f[2],
+      publicData: f[3],
+      antiCsrfToken: f[4],
+      anonymous: (flags & 8) !== 0,
+      cookies: f.slice(8),
+      publicDataToken: (flags & 1) !== 0,
+      sessionCreated: (flags & 2) !== 0,
+      csrfError: (flags & 4) !== 0,
+    }
+  }
+  /** @type {SessionView} */
+  const sessionResponse = {
+    state: "",
+    handle: "",
+    publicData: "{}",
+    antiCsrfToken: "",
+    anonymous: true,
+    cookies: f.slice(4),
+    publicDataToken: (flags & 1) !== 0,
+    sessionCreated: (flags & 2) !== 0,
+    csrfError: (flags & 4) !== 0,
+  }
+  throw Object.assign(toAppError(Object.assign(new Error(f[3]), { code: f[2] })), { sessionResponse })
+}
+
+/** @param {string | Promise<string>} r */
+async function settle(r) {
+  return decode(typeof r === "string" ? r : await r)
+}
 
 // ---------------------------------------------------------------------------
 // Process-wide configuration (Blitz keeps one too; AuthServerPlugin sets it).
@@ -168,11 +222,15 @@ function writeResponse(view, response) {
         // One Set-Cookie line per cookie, never "null", no duplicates even when
         // setSession runs twice for one response (Q6).
         const existing = typeof h.getSetCookie === "function" ? h.getSetCookie() : []
-        const merged = mergeCookies(existing, view.cookies)
-        const same = merged.length === existing.length && merged.every((c, i) => c === existing[i])
-        if (!same) {
-          h.delete("set-cookie")
-          for (const c of merged) h.append("set-cookie", c)
+        if (existing.length === 0) {
+          for (const c of view.cookies) h.append("set-cookie", c)
+        } else {
+          const merged = mergeCookies(existing, view.cookies)
+          const same = merged.length === existing.length && merged.every((c, i) => c === existing[i])
+          if (!same) {
+            h.delete("set-cookie")
+            for (const c of merged) h.append("set-cookie", c)
+          }
         }
       }
       if (view.publicDataToken) h.set(HEADER_PUBLIC_DATA_TOKEN, "updated")
@@ -203,21 +261,35 @@ const kState = Symbol("blitz-auth-native.session")
 
 class SessionContext {
   /**
-   * @param {NativeSession} native
+   * @param {import("../binding").SessionEngine} native
    * @param {SessionView} view
    * @param {boolean} isRsc
    * @param {any} response a Node ServerResponse to write to after each change
    */
   constructor(native, view, isRsc, response) {
-    Object.defineProperty(this, kState, {
-      value: { native, view, publicData: JSON.parse(view.publicData), isRsc, response },
-      enumerable: false,
-    })
+    // A symbol key: invisible to Object.keys and JSON, and cheaper than defineProperty.
+    /** @type {any} */
+    const self = this
+    self[kState] = { native, view, parsed: undefined, isRsc, response, queue: Promise.resolve() }
   }
 
-  /** @returns {{ native: NativeSession, view: SessionView, publicData: any, isRsc: boolean, response: any }} */
+  /** @returns {{ native: import("../binding").SessionEngine, view: SessionView, parsed: any, isRsc: boolean, response: any, queue: Promise<unknown> }} */
   get _state() {
     return /** @type {any} */ (this)[kState]
+  }
+
+  /**
+   * Run session operations one after another, as Blitz's awaited calls do,
+   * even when the caller does not await between them.
+   * @template T
+   * @param {() => Promise<T>} op
+   * @returns {Promise<T>}
+   */
+  _serial(op) {
+    const s = this._state
+    const run = s.queue.then(op, op)
+    s.queue = run.catch(() => undefined)
+    return run
   }
 
   get $handle() {
@@ -225,12 +297,14 @@ class SessionContext {
   }
 
   get userId() {
-    return this._state.publicData.userId
+    return this.$publicData.userId
   }
 
-  /** The session's public data (a live object, as in Blitz). */
+  /** The session's public data (a live object, as in Blitz); parsed on first use. */
   get $publicData() {
-    return this._state.publicData
+    const s = this._state
+    if (s.parsed === undefined) s.parsed = JSON.parse(s.view.publicData)
+    return s.parsed
   }
 
   $antiCSRFToken() {
@@ -262,7 +336,7 @@ class SessionContext {
   /** @param {SessionView} view */
   _adopt(view) {
     const s = this._state
-    if (view.publicData !== s.view.publicData) s.publicData = JSON.parse(view.publicData)
+    if (view.publicData !== s.view.publicData) s.parsed = undefined
     s.view = view
     if (s.response) writeResponse(view, s.response)
   }
@@ -297,38 +371,59 @@ class SessionContext {
     }
     const [pub, pubRemove] = toMerge(publicData, "publicData")
     const [priv, privRemove] = privateData === undefined ? [undefined, []] : toMerge(privateData, "privateData")
-    this._adopt(unwrapValue(await this._state.native.create(pub, pubRemove, priv, privRemove, Date.now())))
+    await this._serial(async () => {
+      const s = this._state
+      this._adopt(await settle(s.native.sessionCreate(s.view.state, pub, pubRemove, priv, privRemove, Date.now())))
+    })
   }
 
   /** Log out; the request continues with a new anonymous session. */
   async $revoke() {
     if (this._rscNoop("$revoke")) return
-    this._adopt(unwrapValue(await this._state.native.revoke(Date.now())))
+    await this._serial(async () => {
+      const s = this._state
+      this._adopt(await settle(s.native.sessionRevoke(s.view.state, false, Date.now())))
+    })
   }
 
   /** Log out every session of this user. */
   async $revokeAll() {
     if (this._rscNoop("$revokeAll")) return
-    this._adopt(unwrapValue(await this._state.native.revokeAll(Date.now())))
+    await this._serial(async () => {
+      const s = this._state
+      this._adopt(await settle(s.native.sessionRevoke(s.view.state, true, Date.now())))
+    })
   }
 
   /** @param {Record<string, any>} data shallow-merged into the public data; `userId` cannot change */
   async $setPublicData(data) {
     if (this._rscNoop("$setPublicData")) return
     const [set, remove] = toMerge(data, "publicData")
-    this._adopt(unwrapValue(await this._state.native.setPublicData(set, remove, Date.now())))
+    await this._serial(async () => {
+      const s = this._state
+      this._adopt(await settle(s.native.sessionSetData(s.view.state, false, set, remove, Date.now())))
+    })
   }
 
   /** @returns {Promise<Record<string, any>>} */
   async $getPrivateData() {
-    return JSON.parse(unwrapValue(await this._state.native.getPrivateData(Date.now())))
+    return this._serial(async () => {
+      const s = this._state
+      const r = s.native.sessionGetPrivateData(s.view.state, Date.now())
+      const text = typeof r === "string" ? r : await r
+      if (!text.startsWith(`ok${SEP}`)) decode(text) // throws the error it carries
+      return JSON.parse(text.slice(3))
+    })
   }
 
   /** @param {Record<string, any>} data shallow-merged into the private data */
   async $setPrivateData(data) {
     if (this._rscNoop("$setPrivateData")) return
     const [set, remove] = toMerge(data, "privateData")
-    this._adopt(unwrapValue(await this._state.native.setPrivateData(set, remove, Date.now())))
+    await this._serial(async () => {
+      const s = this._state
+      this._adopt(await settle(s.native.sessionSetData(s.view.state, true, set, remove, Date.now())))
+    })
   }
 }
 
@@ -338,7 +433,7 @@ const proxyHandler = {
   get(target, prop, receiver) {
     if (prop in target) return Reflect.get(target, prop, receiver)
     if (prop === "then") return undefined
-    return target[kState].publicData[prop]
+    return target.$publicData[prop]
   },
 }
 
@@ -382,19 +477,24 @@ async function getSession(req, res, isRsc = false) {
     })
   }
   // Server Components cannot send cookies: resolve without store writes (Q25).
-  let resolved = engine().resolve(method, cookie, csrf, Date.now(), isRsc)
-  if (resolved instanceof Promise) resolved = await resolved
-  if (!resolved.session) {
+  const native = engine()
+  let view
+  try {
+    const r = native.resolve(method, cookie, csrf, Date.now(), isRsc)
+    // The in-memory store answers synchronously: no extra promise on the hot path.
+    view = typeof r === "string" ? decode(r) : await settle(r)
+  } catch (e) {
     // Tell the client (csrf-error header, cleared cookies) before failing (Q4).
-    if (res) writeResponse(resolved.view, res)
-    throw Object.assign(toAppError(resolved.error), { sessionResponse: resolved.view })
+    const err = /** @type {any} */ (e)
+    if (res && err?.sessionResponse) writeResponse(err.sessionResponse, res)
+    throw e
   }
-  const ctx = new SessionContext(resolved.session, resolved.view, isRsc, res && !isRsc ? res : null)
+  const ctx = new SessionContext(native, view, isRsc, res && !isRsc ? res : null)
   const session = /** @type {SessionContext} */ (new Proxy(ctx, proxyHandler))
   if (res) {
     // Unlike Blitz 3 (Q23), other keys on res.blitzCtx are kept.
     res.blitzCtx.session = session
-    if (!isRsc) writeResponse(resolved.view, res)
+    if (!isRsc) writeResponse(view, res)
   }
   return session
 }

@@ -23,7 +23,7 @@ use super::to_js;
 use crate::error::{Error as CoreError, ErrorCode};
 use crate::session::config::SessionConfig;
 use crate::session::cookie::{CookieOptions, SameSite};
-use crate::session::engine::{Engine, RequestInput, RequestSession, ResponseState, SessionKind};
+use crate::session::engine::{Engine, RequestInput, RequestSession, FIELD_SEPARATOR};
 use crate::store::memory::MemoryStore;
 use crate::store::{
     JsonMerge, SessionRecord, SessionStore, SessionUpdate, StoreError, StoreErrorKind, StoreResult,
@@ -332,45 +332,14 @@ impl SessionStore for JsStore {
 }
 
 /// The session engine for one configuration and store.
+///
+/// A request session crosses napi as one string (see
+/// `RequestSession::encode`): building a JS object field by field, and a class
+/// instance with a finalizer per request, cost more than the engine's work.
+/// The JS layer splits it, keeps it, and hands it back to the operations.
 #[napi]
 pub struct SessionEngine {
     inner: Arc<Engine>,
-}
-
-/// The session as JS sees it, plus everything to write to the response.
-#[napi(object, object_from_js = false)]
-pub struct SessionView {
-    pub handle: String,
-    /// JSON text of the public data.
-    pub public_data: String,
-    pub anti_csrf_token: String,
-    pub anonymous: bool,
-    /// `Set-Cookie` values, one per cookie.
-    pub cookies: Vec<String>,
-    pub public_data_token: bool,
-    pub session_created: bool,
-    pub csrf_error: bool,
-}
-
-fn view(s: &RequestSession) -> SessionView {
-    let k = s.kernel();
-    let r: &ResponseState = s.response();
-    SessionView {
-        handle: k.handle.clone(),
-        public_data: k.public_data.clone(),
-        anti_csrf_token: k.anti_csrf_token.clone(),
-        anonymous: k.kind == SessionKind::Anonymous,
-        cookies: r.cookies.iter().map(str::to_string).collect(),
-        public_data_token: r.public_data_token,
-        session_created: r.session_created,
-        csrf_error: r.csrf_error,
-    }
-}
-
-/// One request's session; its methods are the `SessionContext` operations.
-#[napi]
-pub struct NativeSession {
-    state: Arc<tokio::sync::Mutex<RequestSession>>,
 }
 
 fn js_merge(set_json: &str, remove: Vec<String>) -> std::result::Result<JsonMerge, CoreError> {
@@ -383,13 +352,20 @@ fn js_merge(set_json: &str, remove: Vec<String>) -> std::result::Result<JsonMerg
     }
 }
 
-/// An operation's answer: the new view, or an Error carrying the core's code.
-type OpOutcome = Either<SessionView, napi::Error<String>>;
+/// `err␁0␁code␁message`: an operation failed; the session is unchanged.
+fn op_error(e: &CoreError) -> String {
+    let sep = FIELD_SEPARATOR;
+    format!(
+        "err{sep}0{sep}{}{sep}{}",
+        e.code().as_str(),
+        e.message().replace(sep, " ")
+    )
+}
 
-fn op_outcome(state: &RequestSession, r: std::result::Result<(), CoreError>) -> OpOutcome {
+fn op_result(s: &RequestSession, r: std::result::Result<(), CoreError>) -> String {
     match r {
-        Ok(()) => Either::A(view(state)),
-        Err(e) => Either::B(to_js(e)),
+        Ok(()) => s.encode(),
+        Err(e) => op_error(&e),
     }
 }
 
@@ -402,8 +378,9 @@ impl SessionEngine {
         Ok(SessionEngine { inner })
     }
 
-    /// Resolve a request's session (Blitz's `getSession`).
-    #[napi(ts_return_type = "ResolvedSession | Promise<ResolvedSession>")]
+    /// Resolve a request's session (Blitz's `getSession`): the encoded session,
+    /// or `err␁flags␁code␁message␁cookie…` with what to send anyway.
+    #[napi(ts_return_type = "string | Promise<string>")]
     pub fn resolve<'env>(
         &self,
         env: &'env Env,
@@ -412,7 +389,7 @@ impl SessionEngine {
         anti_csrf_header: Option<String>,
         now_ms: f64,
         read_only: Option<bool>,
-    ) -> napi::Result<MaybeAsync<'env, ResolvedSession>> {
+    ) -> napi::Result<MaybeAsync<'env, String>> {
         let engine = Arc::clone(&self.inner);
         run(env, async move {
             let input = RequestInput {
@@ -423,35 +400,114 @@ impl SessionEngine {
                 read_only: read_only.unwrap_or(false),
             };
             Ok(match engine.resolve(&input).await {
-                Ok(session) => {
-                    let v = view(&session);
-                    ResolvedSession {
-                        view: v,
-                        session: Some(NativeSession {
-                            state: Arc::new(tokio::sync::Mutex::new(session)),
-                        }),
-                        error: None,
-                    }
-                }
-                Err(failure) => ResolvedSession {
-                    view: SessionView {
-                        handle: String::new(),
-                        public_data: String::new(),
-                        anti_csrf_token: String::new(),
-                        anonymous: true,
-                        cookies: failure
-                            .response
-                            .cookies
-                            .iter()
-                            .map(str::to_string)
-                            .collect(),
-                        public_data_token: failure.response.public_data_token,
-                        session_created: failure.response.session_created,
-                        csrf_error: failure.response.csrf_error,
-                    },
-                    session: None,
-                    error: Some(to_js(failure.error)),
-                },
+                Ok(session) => session.encode(),
+                Err(failure) => failure.encode(),
+            })
+        })
+    }
+
+    /// `$create(publicData, privateData)` on an encoded session.
+    #[napi(ts_return_type = "string | Promise<string>")]
+    #[allow(clippy::too_many_arguments)] // mirrors the JS call one to one
+    pub fn session_create<'env>(
+        &self,
+        env: &'env Env,
+        state: String,
+        public_json: String,
+        public_remove: Vec<String>,
+        private_json: Option<String>,
+        private_remove: Vec<String>,
+        now_ms: f64,
+    ) -> napi::Result<MaybeAsync<'env, String>> {
+        let engine = Arc::clone(&self.inner);
+        run(env, async move {
+            let mut s = match RequestSession::decode(&engine, &state) {
+                Ok(s) => s,
+                Err(e) => return Ok(op_error(&e)),
+            };
+            let public = match js_merge(&public_json, public_remove) {
+                Ok(m) => m,
+                Err(e) => return Ok(op_error(&e)),
+            };
+            let private = match private_json
+                .map(|p| js_merge(&p, private_remove))
+                .transpose()
+            {
+                Ok(m) => m,
+                Err(e) => return Ok(op_error(&e)),
+            };
+            let r = s.create(&public, private.as_ref(), now_ms as i64).await;
+            Ok(op_result(&s, r))
+        })
+    }
+
+    /// `$revoke()` (`all`: `$revokeAll()`) on an encoded session.
+    #[napi(ts_return_type = "string | Promise<string>")]
+    pub fn session_revoke<'env>(
+        &self,
+        env: &'env Env,
+        state: String,
+        all: bool,
+        now_ms: f64,
+    ) -> napi::Result<MaybeAsync<'env, String>> {
+        let engine = Arc::clone(&self.inner);
+        run(env, async move {
+            let mut s = match RequestSession::decode(&engine, &state) {
+                Ok(s) => s,
+                Err(e) => return Ok(op_error(&e)),
+            };
+            let r = if all {
+                s.revoke_all(now_ms as i64).await
+            } else {
+                s.revoke(now_ms as i64).await
+            };
+            Ok(op_result(&s, r))
+        })
+    }
+
+    /// `$setPublicData(data)` (`private`: `$setPrivateData(data)`) on an encoded session.
+    #[napi(ts_return_type = "string | Promise<string>")]
+    pub fn session_set_data<'env>(
+        &self,
+        env: &'env Env,
+        state: String,
+        private: bool,
+        set_json: String,
+        remove: Vec<String>,
+        now_ms: f64,
+    ) -> napi::Result<MaybeAsync<'env, String>> {
+        let engine = Arc::clone(&self.inner);
+        run(env, async move {
+            let mut s = match RequestSession::decode(&engine, &state) {
+                Ok(s) => s,
+                Err(e) => return Ok(op_error(&e)),
+            };
+            let r = match js_merge(&set_json, remove) {
+                Ok(m) if private => s.set_private_data(&m, now_ms as i64).await,
+                Ok(m) => s.set_public_data(&m, now_ms as i64).await,
+                Err(e) => Err(e),
+            };
+            Ok(op_result(&s, r))
+        })
+    }
+
+    /// `$getPrivateData()`: `ok␁<json>` or an error.
+    #[napi(ts_return_type = "string | Promise<string>")]
+    pub fn session_get_private_data<'env>(
+        &self,
+        env: &'env Env,
+        state: String,
+        now_ms: f64,
+    ) -> napi::Result<MaybeAsync<'env, String>> {
+        let engine = Arc::clone(&self.inner);
+        run(env, async move {
+            let s = match RequestSession::decode(&engine, &state) {
+                Ok(s) => s,
+                Err(e) => return Ok(op_error(&e)),
+            };
+            Ok(match s.get_private_data(now_ms as i64).await {
+                Ok(t) => format!("ok{FIELD_SEPARATOR}{t}"),
+                Err(e) => op_error(&e),
             })
         })
     }
@@ -504,137 +560,6 @@ impl SessionEngine {
                     Err(e) => Either::B(to_js(e)),
                 },
             )
-        })
-    }
-}
-
-/// Result of `SessionEngine.resolve`.
-#[napi(object, object_from_js = false)]
-pub struct ResolvedSession {
-    /// The session (absent when resolving failed).
-    pub session: Option<NativeSession>,
-    /// Its state and what to send; on failure only the response part is set.
-    pub view: SessionView,
-    /// Why resolving failed (e.g. `CSRF_TOKEN_MISMATCH`).
-    pub error: Option<napi::Error<String>>,
-}
-
-#[napi]
-impl NativeSession {
-    /// `$create(publicData, privateData)`.
-    #[napi(ts_return_type = "SessionView | Error | Promise<SessionView | Error>")]
-    pub fn create<'env>(
-        &self,
-        env: &'env Env,
-        public_json: String,
-        public_remove: Vec<String>,
-        private_json: Option<String>,
-        private_remove: Vec<String>,
-        now_ms: f64,
-    ) -> napi::Result<MaybeAsync<'env, OpOutcome>> {
-        let state = Arc::clone(&self.state);
-        run(env, async move {
-            let mut s = state.lock_owned().await;
-            let public = match js_merge(&public_json, public_remove) {
-                Ok(m) => m,
-                Err(e) => return Ok(Either::B(to_js(e))),
-            };
-            let private = match private_json
-                .map(|p| js_merge(&p, private_remove))
-                .transpose()
-            {
-                Ok(m) => m,
-                Err(e) => return Ok(Either::B(to_js(e))),
-            };
-            let r = s.create(&public, private.as_ref(), now_ms as i64).await;
-            Ok(op_outcome(&s, r))
-        })
-    }
-
-    /// `$revoke()`.
-    #[napi(ts_return_type = "SessionView | Error | Promise<SessionView | Error>")]
-    pub fn revoke<'env>(
-        &self,
-        env: &'env Env,
-        now_ms: f64,
-    ) -> napi::Result<MaybeAsync<'env, OpOutcome>> {
-        let state = Arc::clone(&self.state);
-        run(env, async move {
-            let mut s = state.lock_owned().await;
-            let r = s.revoke(now_ms as i64).await;
-            Ok(op_outcome(&s, r))
-        })
-    }
-
-    /// `$revokeAll()`.
-    #[napi(ts_return_type = "SessionView | Error | Promise<SessionView | Error>")]
-    pub fn revoke_all<'env>(
-        &self,
-        env: &'env Env,
-        now_ms: f64,
-    ) -> napi::Result<MaybeAsync<'env, OpOutcome>> {
-        let state = Arc::clone(&self.state);
-        run(env, async move {
-            let mut s = state.lock_owned().await;
-            let r = s.revoke_all(now_ms as i64).await;
-            Ok(op_outcome(&s, r))
-        })
-    }
-
-    /// `$setPublicData(data)`.
-    #[napi(ts_return_type = "SessionView | Error | Promise<SessionView | Error>")]
-    pub fn set_public_data<'env>(
-        &self,
-        env: &'env Env,
-        set_json: String,
-        remove: Vec<String>,
-        now_ms: f64,
-    ) -> napi::Result<MaybeAsync<'env, OpOutcome>> {
-        let state = Arc::clone(&self.state);
-        run(env, async move {
-            let mut s = state.lock_owned().await;
-            let r = match js_merge(&set_json, remove) {
-                Ok(m) => s.set_public_data(&m, now_ms as i64).await,
-                Err(e) => Err(e),
-            };
-            Ok(op_outcome(&s, r))
-        })
-    }
-
-    /// `$getPrivateData()`: JSON text.
-    #[napi(ts_return_type = "string | Error | Promise<string | Error>")]
-    pub fn get_private_data<'env>(
-        &self,
-        env: &'env Env,
-        now_ms: f64,
-    ) -> napi::Result<MaybeAsync<'env, Either<String, napi::Error<String>>>> {
-        let state = Arc::clone(&self.state);
-        run(env, async move {
-            let s = state.lock_owned().await;
-            Ok(match s.get_private_data(now_ms as i64).await {
-                Ok(t) => Either::A(t),
-                Err(e) => Either::B(to_js(e)),
-            })
-        })
-    }
-
-    /// `$setPrivateData(data)`.
-    #[napi(ts_return_type = "SessionView | Error | Promise<SessionView | Error>")]
-    pub fn set_private_data<'env>(
-        &self,
-        env: &'env Env,
-        set_json: String,
-        remove: Vec<String>,
-        now_ms: f64,
-    ) -> napi::Result<MaybeAsync<'env, OpOutcome>> {
-        let state = Arc::clone(&self.state);
-        run(env, async move {
-            let mut s = state.lock_owned().await;
-            let r = match js_merge(&set_json, remove) {
-                Ok(m) => s.set_private_data(&m, now_ms as i64).await,
-                Err(e) => Err(e),
-            };
-            Ok(op_outcome(&s, r))
         })
     }
 }

@@ -525,7 +525,142 @@ impl Engine {
     }
 }
 
+/// Separator of the fields of an encoded request session. Never inside a
+/// field: handles and tokens use the URL alphabet, JSON.stringify escapes
+/// control characters, cookies are URI-encoded, and messages are cleaned.
+pub const FIELD_SEPARATOR: char = '\u{1}';
+
+/// Flag bits of an encoded request session.
+pub mod flags {
+    /// The public-data cookie was written (`public-data-token: updated`).
+    pub const PUBLIC_DATA_TOKEN: u32 = 1;
+    /// A session was created (`session-created: true`).
+    pub const SESSION_CREATED: u32 = 2;
+    /// The anti-CSRF check failed (`csrf-error: true`).
+    pub const CSRF_ERROR: u32 = 4;
+    /// The session is anonymous.
+    pub const ANONYMOUS: u32 = 8;
+}
+
+fn response_flags(r: &ResponseState) -> u32 {
+    let mut f = 0;
+    if r.public_data_token {
+        f |= flags::PUBLIC_DATA_TOKEN;
+    }
+    if r.session_created {
+        f |= flags::SESSION_CREATED;
+    }
+    if r.csrf_error {
+        f |= flags::CSRF_ERROR;
+    }
+    f
+}
+
+impl ResolveFailure {
+    /// `err␁flags␁code␁message␁cookie…`: what the JS layer reads.
+    pub fn encode(&self) -> String {
+        let sep = FIELD_SEPARATOR;
+        let mut out = format!(
+            "err{sep}{}{sep}{}{sep}{}",
+            response_flags(&self.response),
+            self.error.code().as_str(),
+            self.error.message().replace(sep, " ")
+        );
+        for c in self.response.cookies.iter() {
+            out.push(sep);
+            out.push_str(c);
+        }
+        out
+    }
+}
+
 impl RequestSession {
+    /// The whole state as one string, the one thing that crosses to JS and
+    /// back (creating JS objects field by field costs more than the engine):
+    /// `ok␁flags␁handle␁publicData␁antiCsrfToken␁userId␁tokenId␁expiresAt␁cookie…`.
+    pub fn encode(&self) -> String {
+        let sep = FIELD_SEPARATOR;
+        let k = &self.kernel;
+        let mut f = response_flags(&self.response);
+        if k.kind == SessionKind::Anonymous {
+            f |= flags::ANONYMOUS;
+        }
+        let mut out = String::with_capacity(256 + k.public_data.len());
+        out.push_str("ok");
+        for field in [
+            f.to_string().as_str(),
+            &k.handle,
+            &k.public_data,
+            &k.anti_csrf_token,
+            k.user_id.as_deref().unwrap_or(""),
+            k.token_id.as_deref().unwrap_or(""),
+            &k.expires_at.map(|e| e.to_string()).unwrap_or_default(),
+        ] {
+            out.push(sep);
+            out.push_str(field);
+        }
+        for c in self.response.cookies.iter() {
+            out.push(sep);
+            out.push_str(c);
+        }
+        out
+    }
+
+    /// Rebuild a request session from [`RequestSession::encode`]'s output.
+    pub fn decode(engine: &Arc<Engine>, text: &str) -> Result<Self> {
+        let bad = || {
+            Error::new(
+                ErrorCode::InvalidArgument,
+                "not a session state produced by this engine",
+            )
+        };
+        let mut it = text.split(FIELD_SEPARATOR);
+        if it.next() != Some("ok") {
+            return Err(bad());
+        }
+        let f: u32 = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+        let handle = it.next().ok_or_else(bad)?.to_string();
+        let public_data = it.next().ok_or_else(bad)?.to_string();
+        let anti_csrf_token = it.next().ok_or_else(bad)?.to_string();
+        let opt = |v: Option<&str>| -> Result<Option<String>> {
+            let v = v.ok_or_else(bad)?;
+            Ok((!v.is_empty()).then(|| v.to_string()))
+        };
+        let user_id = opt(it.next())?;
+        let token_id = opt(it.next())?;
+        let expires_at = match opt(it.next())? {
+            None => None,
+            Some(v) => Some(v.parse::<i64>().map_err(|_| bad())?),
+        };
+        let mut cookies = SetCookies::new();
+        for c in it {
+            let name = c.split('=').next().unwrap_or_default();
+            cookies.set(name, c);
+        }
+        Ok(RequestSession {
+            engine: Arc::clone(engine),
+            kernel: Kernel {
+                handle,
+                kind: if f & flags::ANONYMOUS != 0 {
+                    SessionKind::Anonymous
+                } else {
+                    SessionKind::Authenticated
+                },
+                public_data,
+                user_id,
+                anti_csrf_token,
+                token_id,
+                expires_at,
+            },
+            response: ResponseState {
+                cookies,
+                public_data_token: f & flags::PUBLIC_DATA_TOKEN != 0,
+                session_created: f & flags::SESSION_CREATED != 0,
+                csrf_error: f & flags::CSRF_ERROR != 0,
+            },
+        })
+    }
+
     /// The session.
     pub fn kernel(&self) -> &Kernel {
         &self.kernel
