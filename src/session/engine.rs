@@ -23,7 +23,7 @@ use crate::session::cookie::{self, CookieKind, CookieNames, SetCookies};
 use crate::session::json;
 use crate::session::jwt::{self, AnonymousClaims, JwtKey};
 use crate::session::token::{
-    constant_time_eq, encode_public_data_token, encode_session_token_with_hash, generate_handle,
+    constant_time_eq, encode_public_data_token, encode_session_token_with_hash,
     parse_session_token, HandleKind,
 };
 use crate::store::{
@@ -417,7 +417,7 @@ impl Engine {
     /// §5.3: a new anonymous session, written to the response.
     fn new_anonymous(&self, now_ms: i64, response: &mut ResponseState) -> Result<Kernel> {
         let anti_csrf_token = generate_token(32)?;
-        let handle = generate_handle(HandleKind::Anonymous)?;
+        let handle = self.store.new_handle(HandleKind::Anonymous, None)?;
         let public_data = r#"{"userId":null}"#.to_string();
         let expires = now_ms.saturating_add(self.config.anon_session_expiry_ms());
         let token = self.sign(&handle, &public_data, &anti_csrf_token, now_ms)?;
@@ -745,7 +745,9 @@ impl RequestSession {
             .map_err(store_error)?;
 
         let expires_at = now_ms.saturating_add(engine.config.session_expiry_ms());
-        let handle = generate_handle(HandleKind::Authenticated)?;
+        let handle = engine
+            .store
+            .new_handle(HandleKind::Authenticated, user_id.as_deref())?;
         let id = generate_token(32)?;
         let public_text = json::stringify(&Value::Object(new_public));
         let token = encode_session_token_with_hash(&handle, &id, &hash256(public_text.as_bytes()));

@@ -41,6 +41,8 @@ pub mod memory;
 use std::fmt;
 
 use async_trait::async_trait;
+
+use crate::session::token::{generate_handle, HandleKind};
 use serde_json::{Map, Value};
 
 /// One stored session (a row of Blitz's `Session` model).
@@ -210,6 +212,14 @@ pub trait SessionStore: Send + Sync {
     /// concurrent re-issue can invalidate (see the engine's token rules).
     fn shares_rows_with_blitz(&self) -> bool {
         false
+    }
+
+    /// A new session handle (`<32 chars>:ots` or `:ajwt`). `user_id` is the
+    /// JSON text of the user id for authenticated sessions. A store may shape
+    /// the random part, e.g. to put every session of one user on one Redis
+    /// Cluster slot; the default is 32 random characters.
+    fn new_handle(&self, kind: HandleKind, _user_id: Option<&str>) -> crate::error::Result<String> {
+        generate_handle(kind)
     }
 
     /// Merge into the public data of one session and optionally move its
