@@ -77,6 +77,20 @@ function storedInput(hashedPassword) {
 }
 
 /**
+ * Blitz's checks before verifying: empty or unusable arguments are a failed login.
+ * @param {unknown} hashedPassword
+ * @param {unknown} password
+ * @returns {[string | Uint8Array, Uint8Array]}
+ */
+function verifyInput(hashedPassword, password) {
+  if (!hashedPassword || !password) throw new AuthenticationError()
+  const stored = storedInput(hashedPassword)
+  const bytes = passwordBytes(password)
+  if (stored === null || bytes === null) throw new AuthenticationError()
+  return [stored, bytes]
+}
+
+/**
  * @param {string} verdict
  * @returns {symbol}
  */
@@ -110,10 +124,7 @@ const SecurePassword = {
    * @returns {Promise<symbol>}
    */
   async verify(hashedPassword, password) {
-    if (!hashedPassword || !password) throw new AuthenticationError()
-    const stored = storedInput(hashedPassword)
-    const bytes = passwordBytes(password)
-    if (stored === null || bytes === null) throw new AuthenticationError()
+    const [stored, bytes] = verifyInput(hashedPassword, password)
     let verdict
     try {
       verdict = await unwrap(binding.verifyPassword(stored, bytes))
@@ -140,10 +151,7 @@ const SecurePassword = {
    * @returns {symbol}
    */
   verifySync(hashedPassword, password) {
-    if (!hashedPassword || !password) throw new AuthenticationError()
-    const stored = storedInput(hashedPassword)
-    const bytes = passwordBytes(password)
-    if (stored === null || bytes === null) throw new AuthenticationError()
+    const [stored, bytes] = verifyInput(hashedPassword, password)
     let verdict
     try {
       verdict = binding.verifyPasswordSync(stored, bytes)
