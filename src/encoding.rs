@@ -8,6 +8,8 @@
 //! that decoder instead of using a strict one.
 #![forbid(unsafe_code)]
 
+use base64::Engine as _;
+
 const INVALID: u8 = 0xff;
 
 /// Value of a base64 character in either alphabet (`+`/`-` are 62, `/`/`_` are 63).
@@ -28,6 +30,13 @@ const fn sextet(c: u8) -> u8 {
 /// input, and a trailing group of 2 or 3 characters yields 1 or 2 bytes (a
 /// lone trailing character yields nothing). Never fails.
 pub fn decode_base64_lenient(text: &[u8]) -> Vec<u8> {
+    // Canonical padded base64 (what every encoder writes) decodes the same way
+    // under both rules; take the crate's fast decoder for it.
+    if text.len() % 4 == 0 {
+        if let Ok(v) = base64::engine::general_purpose::STANDARD.decode(text) {
+            return v;
+        }
+    }
     let mut out = Vec::with_capacity(text.len() / 4 * 3 + 2);
     let mut acc: u32 = 0;
     let mut n = 0u8;

@@ -57,7 +57,8 @@ pub fn generate_token(length: usize) -> Result<String> {
 
 /// Lower-case hex SHA-256 of `input`.
 pub fn hash256(input: &[u8]) -> String {
-    hex::encode(Sha256::digest(input))
+    // Every byte of the buffer is an ASCII hex digit.
+    String::from_utf8(hash256_hex(input).to_vec()).unwrap_or_default()
 }
 
 /// [`hash256`] into a fixed buffer of 64 ASCII hex digits (no allocation).
