@@ -32,7 +32,7 @@ const fn sextet(c: u8) -> u8 {
 pub fn decode_base64_lenient(text: &[u8]) -> Vec<u8> {
     // Canonical padded base64 (what every encoder writes) decodes the same way
     // under both rules; take the crate's fast decoder for it.
-    if text.len() % 4 == 0 {
+    if text.len().is_multiple_of(4) {
         if let Ok(v) = base64::engine::general_purpose::STANDARD.decode(text) {
             return v;
         }
