@@ -37,6 +37,7 @@
 #[cfg(test)]
 pub mod conformance;
 pub mod memory;
+pub mod redis;
 
 use std::fmt;
 
