@@ -14,6 +14,11 @@ export declare class NativeStore {
   /** The embedded in-memory store. */
   static memory(): NativeStore
   /**
+   * The Redis store (single node, or Redis Cluster with `cluster: true`).
+   * Connections open on first use; nothing is sent to Redis here.
+   */
+  static redis(options: RedisStoreOptions): NativeStore
+  /**
    * A store backed by the app's JavaScript storage (`SessionConfigMethods`).
    * `bridge(requestJson)` performs one storage call and resolves to the JSON
    * of its result (see lib/storage.js for the protocol).
@@ -94,6 +99,22 @@ export interface HashPoolStats {
   arenas: number
   /** Calls waiting for a worker. */
   queued: number
+}
+
+/** Options of the Redis store (see `RedisStorage` in the JS API). */
+export interface RedisStoreOptions {
+  /** One URL (`redis://[:password@]host:port[/db]`), or the seed nodes of a Cluster. */
+  urls: Array<string>
+  /** Key prefix (default `blitz-auth:`). */
+  prefix?: string
+  /** Redis Cluster (default false). */
+  cluster?: boolean
+  /** Connections kept open (default 16). */
+  poolSize?: number
+  /** Bound on every Redis call, ms (default 1000). */
+  timeoutMs?: number
+  /** Idle lifetime of anonymous private-data rows, ms (default 30 days; 0 = never expire). */
+  anonymousTtlMs?: number
 }
 
 /**

@@ -139,6 +139,29 @@ export declare class MemoryStorage {
   constructor()
 }
 
+export interface RedisStorageOptions {
+  /** `redis://[:password@]host:port[/db]`, or Cluster seed nodes. Default: `REDIS_URL`, else redis://127.0.0.1:6379. */
+  url?: string | string[]
+  /** Key prefix (default "blitz-auth:"). */
+  prefix?: string
+  /** Redis Cluster (default false). */
+  cluster?: boolean
+  /** Connections kept open (default 16). */
+  poolSize?: number
+  /** Bound on every Redis call in ms; past it the request fails with `SESSION_STORE_UNAVAILABLE` (default 1000). */
+  timeoutMs?: number
+  /** Idle lifetime of anonymous private-data rows in ms (default 30 days; 0 = never). */
+  anonymousTtlMs?: number
+}
+
+/** A session store in Redis, to pass as `storage`. */
+export interface RedisSessionStorage {
+  readonly [key: symbol]: unknown
+}
+
+/** Sessions in Redis (single node or Cluster): `storage: RedisStorage({ url })`. */
+export declare function RedisStorage(options?: RedisStorageOptions): RedisSessionStorage
+
 export interface IsAuthorizedArgs {
   ctx: { session: SessionContext }
   args: any[]
@@ -163,7 +186,7 @@ export interface AuthPluginOptions {
   /** Public-data keys copied to all of a user's sessions by `$setPublicData` (default ["role", "roles"]). */
   publicDataKeysToSyncAcrossSessions?: string[]
   /** Where sessions live: omitted = in memory; an app's SessionConfigMethods (e.g. PrismaStorage(db)); or a store of this package. */
-  storage?: SessionConfigMethods | MemoryStorage
+  storage?: SessionConfigMethods | MemoryStorage | RedisSessionStorage
   /** Authorization rule of `$authorize` / `$isAuthorized`, e.g. `simpleRolesIsAuthorized`. */
   isAuthorized: (input: IsAuthorizedArgs) => boolean
 }

@@ -9,7 +9,7 @@ const { binding } = require("./lib/native")
 const session = require("./lib/session")
 const plugin = require("./lib/plugin")
 const { simpleRolesIsAuthorized } = require("./lib/roles")
-const { MemoryStorage } = require("./lib/storage")
+const { MemoryStorage, RedisStorage } = require("./lib/storage")
 const constants = require("./lib/constants")
 
 module.exports = {
@@ -31,6 +31,7 @@ module.exports = {
   getBlitzContext: plugin.getBlitzContext,
   useAuthenticatedBlitzContext: plugin.useAuthenticatedBlitzContext,
   MemoryStorage,
+  RedisStorage,
   ...constants,
   // Errors
   AuthenticationError,

@@ -98,4 +98,48 @@ class MemoryStorage {
   }
 }
 
-module.exports = { toNativeStore, MemoryStorage, kNativeStore }
+/**
+ * @typedef {object} RedisStorageOptions
+ * @property {string | string[]} [url] `redis://[:password@]host:port[/db]`; for a Cluster, one or more seed nodes. Default: `REDIS_URL`, else redis://127.0.0.1:6379
+ * @property {string} [prefix] key prefix (default "blitz-auth:"; no `{` or `}`)
+ * @property {boolean} [cluster] Redis Cluster (default false)
+ * @property {number} [poolSize] connections kept open (default 16)
+ * @property {number} [timeoutMs] bound on every Redis call; past it a request fails with SESSION_STORE_UNAVAILABLE (default 1000)
+ * @property {number} [anonymousTtlMs] idle lifetime of anonymous private-data rows (default 30 days; 0: never expire)
+ */
+
+/** @param {string} message */
+const optionError = (message) => Object.assign(new TypeError(`RedisStorage: ${message}`), { code: "INVALID_CONFIG" })
+
+/**
+ * Sessions in Redis (single node or Cluster), shared by every process of the
+ * app: `AuthServerPlugin({ storage: RedisStorage({ url }), … })`. Callable with
+ * or without `new`. Connections open on first use.
+ * @param {RedisStorageOptions} [options]
+ */
+function RedisStorage(options = {}) {
+  if (options === null || typeof options !== "object") throw optionError("options must be an object")
+  const url = options.url ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379"
+  const urls = Array.isArray(url) ? url : [url]
+  if (urls.length === 0 || !urls.every((u) => typeof u === "string" && u.length > 0)) {
+    throw optionError("url must be a redis:// URL or a list of them")
+  }
+  /** @param {string} name @param {unknown} v */
+  const count = (name, v) => {
+    if (v === undefined) return undefined
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw optionError(`${name} must be a non-negative integer`)
+    return v
+  }
+  if (options.prefix !== undefined && typeof options.prefix !== "string") throw optionError("prefix must be a string")
+  const store = binding.NativeStore.redis({
+    urls,
+    prefix: options.prefix,
+    cluster: options.cluster === undefined ? undefined : Boolean(options.cluster),
+    poolSize: count("poolSize", options.poolSize),
+    timeoutMs: count("timeoutMs", options.timeoutMs),
+    anonymousTtlMs: count("anonymousTtlMs", options.anonymousTtlMs),
+  })
+  return { [kNativeStore]: store }
+}
+
+module.exports = { toNativeStore, MemoryStorage, RedisStorage, kNativeStore }

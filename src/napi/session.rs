@@ -25,6 +25,7 @@ use crate::session::config::SessionConfig;
 use crate::session::cookie::{CookieOptions, SameSite};
 use crate::session::engine::{Engine, RequestInput, RequestSession, FIELD_SEPARATOR};
 use crate::store::memory::MemoryStore;
+use crate::store::redis::{RedisOptions, RedisStore};
 use crate::store::{
     JsonMerge, SessionRecord, SessionStore, SessionUpdate, StoreError, StoreErrorKind, StoreResult,
 };
@@ -104,6 +105,23 @@ impl TryFrom<SessionEngineOptions> for SessionConfig {
     }
 }
 
+/// Options of the Redis store (see `RedisStorage` in the JS API).
+#[napi(object)]
+pub struct RedisStoreOptions {
+    /// One URL (`redis://[:password@]host:port[/db]`), or the seed nodes of a Cluster.
+    pub urls: Vec<String>,
+    /// Key prefix (default `blitz-auth:`).
+    pub prefix: Option<String>,
+    /// Redis Cluster (default false).
+    pub cluster: Option<bool>,
+    /// Connections kept open (default 16).
+    pub pool_size: Option<u32>,
+    /// Bound on every Redis call, ms (default 1000).
+    pub timeout_ms: Option<u32>,
+    /// Idle lifetime of anonymous private-data rows, ms (default 30 days; 0 = never expire).
+    pub anonymous_ttl_ms: Option<f64>,
+}
+
 /// A session store usable by `SessionEngine`.
 #[napi]
 pub struct NativeStore {
@@ -118,6 +136,34 @@ impl NativeStore {
         NativeStore {
             inner: Arc::new(MemoryStore::new()),
         }
+    }
+
+    /// The Redis store (single node, or Redis Cluster with `cluster: true`).
+    /// Connections open on first use; nothing is sent to Redis here.
+    #[napi(factory)]
+    pub fn redis(options: RedisStoreOptions) -> napi::Result<Self, String> {
+        let defaults = RedisOptions::default();
+        let opts = RedisOptions {
+            urls: options.urls,
+            prefix: options.prefix.unwrap_or(defaults.prefix),
+            cluster: options.cluster.unwrap_or(defaults.cluster),
+            pool_size: options.pool_size.map_or(defaults.pool_size, |n| n as usize),
+            timeout_ms: options.timeout_ms.map_or(defaults.timeout_ms, u64::from),
+            anonymous_ttl_ms: match options.anonymous_ttl_ms {
+                None => defaults.anonymous_ttl_ms,
+                Some(ms) if ms <= 0.0 => None,
+                Some(ms) => Some(ms as u64),
+            },
+        };
+        let store = RedisStore::new(opts).map_err(|e| {
+            to_js(CoreError::new(
+                ErrorCode::InvalidConfig,
+                format!("RedisStorage: {}", e.message),
+            ))
+        })?;
+        Ok(NativeStore {
+            inner: Arc::new(store),
+        })
     }
 
     /// A store backed by the app's JavaScript storage (`SessionConfigMethods`).

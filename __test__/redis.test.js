@@ -1,0 +1,152 @@
+// @ts-check
+"use strict"
+// Sessions in the real Redis (REDIS_URL, default 127.0.0.1:6379; CI starts one):
+// the whole JS API on RedisStorage, and the failure policy against a port
+// where nothing listens. Keys live under a prefix of this run and are deleted.
+const test = require("node:test")
+const assert = require("node:assert/strict")
+const net = require("node:net")
+const { execFileSync } = require("node:child_process")
+
+const {
+  AuthServerPlugin,
+  RedisStorage,
+  getSession,
+  setPublicDataForUser,
+  getAllSessionHandlesForUser,
+  simpleRolesIsAuthorized,
+} = require("..")
+
+const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379"
+const PREFIX = `bantest:${process.pid}:${Date.now()}:`
+
+/** Keys of this run, through redis-cli (installed with redis-server). */
+function keys() {
+  const { hostname, port } = new URL(REDIS_URL)
+  const out = execFileSync("redis-cli", ["-h", hostname, "-p", port || "6379", "--scan", "--pattern", `${PREFIX}*`], {
+    encoding: "utf8",
+  })
+  return out.split("\n").filter(Boolean)
+}
+
+test.after(() => {
+  const { hostname, port } = new URL(REDIS_URL)
+  const k = keys()
+  if (k.length) execFileSync("redis-cli", ["-h", hostname, "-p", port || "6379", "del", ...k])
+})
+
+/** A browser: cookies in, cookies out. */
+class Jar {
+  constructor() {
+    /** @type {Map<string, string>} */
+    this.map = new Map()
+  }
+  /** @param {Response} r */
+  take(r) {
+    for (const c of r.headers.getSetCookie()) {
+      const pair = c.split(";")[0]
+      const i = pair.indexOf("=")
+      const [name, value] = [pair.slice(0, i), pair.slice(i + 1)]
+      if (value) this.map.set(name, value)
+      else this.map.delete(name)
+    }
+  }
+  /** @param {string} method */
+  request(method = "GET") {
+    /** @type {Record<string, string>} */
+    const headers = { cookie: [...this.map].map(([k, v]) => `${k}=${v}`).join("; ") }
+    const csrf = this.map.get("rt_sAntiCsrfToken")
+    if (csrf) headers["anti-csrf"] = csrf
+    return new Request("http://127.0.0.1/", { method, headers })
+  }
+  /** @param {string} method @param {(s: any) => Promise<unknown>} [act] */
+  async visit(method = "GET", act) {
+    const session = await getSession(this.request(method))
+    if (act) await act(session)
+    const res = new Response(null)
+    session.setSession(res)
+    this.take(res)
+    return session
+  }
+}
+
+test("the session API on Redis: login, read, role change for every session, revokeAll", async () => {
+  AuthServerPlugin({
+    cookiePrefix: "rt",
+    isAuthorized: simpleRolesIsAuthorized,
+    storage: RedisStorage({ url: REDIS_URL, prefix: PREFIX }),
+  })
+  const userId = 4242
+  const tabs = [new Jar(), new Jar(), new Jar()]
+  for (const jar of tabs) {
+    await jar.visit("GET") // anonymous: nothing stored in Redis
+    await jar.visit("POST", (s) => s.$create({ userId, role: "user" }, { cart: [1] }))
+  }
+  assert.ok(keys().length >= 4, "three sessions and the user's index are in Redis")
+
+  const s = await tabs[0].visit("GET")
+  assert.equal(s.userId, userId)
+  assert.equal(s.role, "user")
+  assert.deepEqual(await s.$getPrivateData(), { cart: [1] })
+  assert.equal((await getAllSessionHandlesForUser(userId)).length, 3)
+
+  await setPublicDataForUser(userId, { role: "admin" })
+  for (const jar of tabs) {
+    const t = await jar.visit("GET")
+    assert.equal(t.role, "admin")
+    assert.equal(t.$isAuthorized("admin"), true)
+  }
+
+  await tabs[1].visit("POST", (x) => x.$revokeAll())
+  assert.deepEqual(await getAllSessionHandlesForUser(userId), [])
+  for (const jar of tabs) assert.equal((await jar.visit("GET")).userId, null, "every tab is logged out")
+})
+
+test("Redis down: requests that need it fail fast with SESSION_STORE_UNAVAILABLE (503); first visits still work", async () => {
+  // A loopback port where nothing listens.
+  const port = await new Promise((resolve) => {
+    const srv = net.createServer()
+    srv.listen(0, "127.0.0.1", () => {
+      const p = /** @type {net.AddressInfo} */ (srv.address()).port
+      srv.close(() => resolve(p))
+    })
+  })
+  // Log in against the real Redis, then point a second configuration at the dead port.
+  AuthServerPlugin({ cookiePrefix: "rt", isAuthorized: simpleRolesIsAuthorized, storage: RedisStorage({ url: REDIS_URL, prefix: PREFIX }) })
+  const jar = new Jar()
+  await jar.visit("GET")
+  await jar.visit("POST", (s) => s.$create({ userId: 7 }))
+
+  AuthServerPlugin({
+    cookiePrefix: "rt",
+    isAuthorized: simpleRolesIsAuthorized,
+    storage: RedisStorage({ url: `redis://127.0.0.1:${port}`, prefix: PREFIX, timeoutMs: 300 }),
+  })
+  const fresh = new Jar()
+  const anon = await fresh.visit("GET") // needs no store
+  assert.equal(anon.userId, null)
+
+  const started = Date.now()
+  await assert.rejects(getSession(jar.request("GET")), (/** @type {any} */ e) => {
+    assert.equal(e.code, "SESSION_STORE_UNAVAILABLE")
+    assert.equal(e.statusCode, 503)
+    assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port}`))
+    return true
+  })
+  assert.ok(Date.now() - started < 3000, `failed after ${Date.now() - started} ms`)
+
+  // The wrapper answers 503 instead of throwing.
+  const { withBlitzAuth } = require("..")
+  const handler = withBlitzAuth(async () => new Response("ok"))
+  const reply = await handler(jar.request("GET"), {})
+  assert.equal(reply.status, 503)
+  const body = /** @type {any} */ (await reply.json())
+  assert.equal(body.error.code, "SESSION_STORE_UNAVAILABLE")
+})
+
+test("RedisStorage validates its options", () => {
+  assert.throws(() => RedisStorage({ url: "" }), (/** @type {any} */ e) => e.code === "INVALID_CONFIG")
+  assert.throws(() => RedisStorage({ url: REDIS_URL, prefix: "a{b" }), (/** @type {any} */ e) => e.code === "INVALID_CONFIG")
+  assert.throws(() => RedisStorage({ url: REDIS_URL, timeoutMs: -1 }), (/** @type {any} */ e) => e.code === "INVALID_CONFIG")
+  assert.throws(() => RedisStorage({ url: "http://nope" }), (/** @type {any} */ e) => e.code === "INVALID_CONFIG")
+})
