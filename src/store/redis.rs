@@ -130,10 +130,16 @@
 //! slot. A logged-in session must then carry a handle from
 //! [`RedisStore::new_handle`] (its tag is the user's): `create` refuses
 //! others, which would put the session and its user's index on different
-//! slots. Cluster mode has not been run against a real Cluster yet.
+//! slots. Cluster mode is tested against a real three-node cluster (cluster_tests.rs).
 #![forbid(unsafe_code)]
 
+#[cfg(test)]
+mod cluster_tests;
 mod conn;
+#[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
+mod test_server;
 #[cfg(test)]
 mod tests;
 
@@ -726,6 +732,7 @@ impl RedisStore {
         self.inner.caller_merges.fetch_add(1, Ordering::Relaxed);
         let key = self.session_key(handle);
         let deadline = self.retry_deadline();
+        let mut attempt = 0u32;
         loop {
             let merged = merge
                 .apply(stored.as_deref())
@@ -753,7 +760,7 @@ impl RedisStore {
             if Instant::now() >= deadline {
                 return Err(self.too_contended(&format!("session {handle}")));
             }
-            tokio::task::yield_now().await;
+            backoff(&mut attempt).await;
             stored = match self
                 .merge_script(handle, data, &expires, &now, true, &[])
                 .await?
@@ -765,17 +772,19 @@ impl RedisStore {
         }
     }
 
-    /// Until when a merge done in Rust keeps retrying its compare-and-set.
+    /// Until when a merge done in Rust keeps retrying its compare-and-set:
+    /// ten times the call timeout, since every attempt is itself bounded and a
+    /// burst of writes to the same session ends.
     fn retry_deadline(&self) -> Instant {
-        Instant::now() + Duration::from_millis(self.inner.timeout_ms)
+        Instant::now() + Duration::from_millis(self.inner.timeout_ms.saturating_mul(10))
     }
 
     fn too_contended(&self, what: &str) -> StoreError {
         StoreError::new(
             StoreErrorKind::Failed,
             format!(
-                "a merge into {what} kept losing races with other writes for {} ms (timeoutMs); try again",
-                self.inner.timeout_ms
+                "a merge into {what} kept losing races with other writes for {} ms (10 x timeoutMs); try again",
+                self.inner.timeout_ms.saturating_mul(10)
             ),
         )
     }
@@ -1007,6 +1016,7 @@ impl SessionStore for RedisStore {
         self.inner.caller_merges.fetch_add(1, Ordering::Relaxed);
         let tag = user_tag(user_id);
         let deadline = self.retry_deadline();
+        let mut attempt = 0u32;
         loop {
             // Every merge first: one corrupt record changes nothing.
             let mut merged = Vec::with_capacity(rows.len());
@@ -1037,7 +1047,7 @@ impl SessionStore for RedisStore {
             if Instant::now() >= deadline {
                 return Err(self.too_contended(&format!("the sessions of user {user_id}")));
             }
-            tokio::task::yield_now().await;
+            backoff(&mut attempt).await;
             rows = match self
                 .user_merge_script(&index, user_id, &now, true, &[])
                 .await?
@@ -1062,4 +1072,19 @@ impl SessionStore for RedisStore {
             .map(|v| text_of(what, v))
             .collect()
     }
+}
+
+/// Randomised exponential backoff between compare-and-set attempts (up to
+/// 32 ms), so a merge done in Rust is not starved by a burst of merges done
+/// inside Redis.
+async fn backoff(attempt: &mut u32) {
+    let cap_ms = 1u64 << (*attempt).min(5);
+    *attempt = attempt.saturating_add(1);
+    let mut b = [0u8; 2];
+    let jitter = if crate::token::fill_random(&mut b).is_ok() {
+        u64::from(u16::from_le_bytes(b)) % (cap_ms * 1000)
+    } else {
+        cap_ms * 500
+    };
+    tokio::time::sleep(Duration::from_micros(jitter)).await;
 }
