@@ -6,8 +6,11 @@
 // to stderr, so `npm run bench > report.md` keeps the report clean) and writes
 // the raw samples to bench/results/latest.json.
 //
-//   node bench/run.js              full run, about 4–6 minutes on 2 cores
-//   node bench/run.js --quick      smoke run, well under a minute
+//   node bench/run.js              full run, about 8–10 minutes on 2 cores
+//                                  (of which "http", sessions over HTTP on Redis, ~4;
+//                                  it needs Redis at REDIS_URL, default 127.0.0.1:6379)
+//   node bench/run.js --quick      smoke run, about a minute
+//   node bench/run.js --only=http  one section (see --help)
 //   node bench/run.js --help       every knob (each also has a BENCH_* env var)
 
 const fs = require("fs")
@@ -20,12 +23,13 @@ const { performance, monitorEventLoopDelay } = require("perf_hooks")
 const { loadContenders, ROOT } = require("./contenders")
 const { loadSessionContenders, sessionChecks, sessionsSection, childCpuSeconds } = require("./sessions")
 const { runChecks } = require("./checks")
+const { httpSection, httpChildCpuSeconds } = require("./http")
 const { summarize, rotate } = require("./stats")
 const { table, num, ratio, packageVersions, machine, cpuSnapshot, foreignCpuShare } = require("./report")
 
 // ---------------------------------------------------------------- settings
 
-const SECTIONS = ["latency", "throughput", "lag", "hash256", "token", "verify", "sessions", "session-ops"]
+const SECTIONS = ["latency", "throughput", "lag", "hash256", "token", "verify", "sessions", "session-ops", "http"]
 const SESSION_SECTIONS = ["sessions", "session-ops"]
 
 // Full: 15 measured latency rounds, throughput and lag windows long enough to
@@ -50,6 +54,11 @@ const PROFILES = {
     sessRounds: 30,
     sessBatch: 250,
     sessDiagRequests: 200,
+    httpDuration: 10,
+    httpRounds: 3,
+    httpWarmup: 2,
+    httpConnections: 50,
+    httpManyReps: 9,
   },
   quick: {
     warmup: 1,
@@ -68,6 +77,11 @@ const PROFILES = {
     sessRounds: 8,
     sessBatch: 100,
     sessDiagRequests: 100,
+    httpDuration: 3,
+    httpRounds: 1,
+    httpWarmup: 1,
+    httpConnections: 50,
+    httpManyReps: 5,
   },
 }
 
@@ -87,6 +101,11 @@ const KNOBS = {
   "sess-warmup": ["sessWarmup", "BENCH_SESS_WARMUP"],
   "sess-rounds": ["sessRounds", "BENCH_SESS_ROUNDS"],
   "sess-batch": ["sessBatch", "BENCH_SESS_BATCH"],
+  "http-duration": ["httpDuration", "BENCH_HTTP_DURATION"],
+  "http-rounds": ["httpRounds", "BENCH_HTTP_ROUNDS"],
+  "http-warmup": ["httpWarmup", "BENCH_HTTP_WARMUP"],
+  "http-connections": ["httpConnections", "BENCH_HTTP_CONNECTIONS"],
+  "http-many-reps": ["httpManyReps", "BENCH_HTTP_MANY_REPS"],
 }
 
 const HELP = `Usage: node bench/run.js [options]
@@ -117,7 +136,7 @@ function parseConfig(argv, env) {
     const raw = values[flag] ?? env[envName]
     if (raw === undefined || raw === "") continue
     const n = Number(raw)
-    const min = key === "warmup" || key === "sessWarmup" ? 0 : 1
+    const min = key === "warmup" || key === "sessWarmup" || key === "httpWarmup" ? 0 : 1
     if (!Number.isInteger(n) || n < min) throw usageError(`--${flag} must be an integer ≥ ${min}, got ${JSON.stringify(raw)}`)
     config[key] = n
   }
@@ -450,12 +469,17 @@ async function main() {
   const sessLabel = `${config.sessWarmup} warm-up + ${config.sessRounds} batches × ${config.sessBatch} requests × 3–4 contenders`
   await section("sessions", `sessions (${sessLabel})`, () => sessionsSection("sessions", sessionContenders, config, 8))
   await section("session-ops", `session ops (${sessLabel})`, () => sessionsSection("session-ops", sessionContenders, config, 9))
+  await section(
+    "http",
+    `http on Redis (${config.httpRounds} rounds × 2 scenarios × 3 contenders × ${config.httpDuration} s, ${config.httpConnections} connections)\n`,
+    () => httpSection(config, 10),
+  )
 
   results.poolAtEnd = ours.binding.hashPoolStats()
   results.loadavgAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100)
   results.durationSeconds = Math.round((performance.now() - t0) / 100) / 10
   // The sessions' diagnostic child is this benchmark's own work, not background load.
-  results.foreignCpuShare = foreignCpuShare(cpuAtStart, cpuSnapshot(), childCpuSeconds())
+  results.foreignCpuShare = foreignCpuShare(cpuAtStart, cpuSnapshot(), childCpuSeconds() + httpChildCpuSeconds())
   results.sink = sink
   writeJson(config.out, results)
   const share = Number.isFinite(results.foreignCpuShare) ? `, other processes used ${Math.round(results.foreignCpuShare * 100)}% of the machine` : ""
