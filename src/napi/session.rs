@@ -408,11 +408,9 @@ fn op_error(e: &CoreError) -> String {
     )
 }
 
-fn op_result(s: &RequestSession, r: std::result::Result<(), CoreError>) -> String {
-    match r {
-        Ok(()) => s.encode(),
-        Err(e) => op_error(&e),
-    }
+/// The encoded session after an operation, or its error (the session unchanged).
+fn settle(r: std::result::Result<String, CoreError>) -> String {
+    r.unwrap_or_else(|e| op_error(&e))
 }
 
 #[napi]
@@ -467,23 +465,16 @@ impl SessionEngine {
     ) -> napi::Result<MaybeAsync<'env, String>> {
         let engine = Arc::clone(&self.inner);
         run(env, async move {
-            let mut s = match RequestSession::decode(&engine, &state) {
-                Ok(s) => s,
-                Err(e) => return Ok(op_error(&e)),
+            let r = async {
+                let mut s = RequestSession::decode(&engine, &state)?;
+                let public = js_merge(&public_json, public_remove)?;
+                let private = private_json
+                    .map(|p| js_merge(&p, private_remove))
+                    .transpose()?;
+                s.create(&public, private.as_ref(), now_ms as i64).await?;
+                Ok(s.encode())
             };
-            let public = match js_merge(&public_json, public_remove) {
-                Ok(m) => m,
-                Err(e) => return Ok(op_error(&e)),
-            };
-            let private = match private_json
-                .map(|p| js_merge(&p, private_remove))
-                .transpose()
-            {
-                Ok(m) => m,
-                Err(e) => return Ok(op_error(&e)),
-            };
-            let r = s.create(&public, private.as_ref(), now_ms as i64).await;
-            Ok(op_result(&s, r))
+            Ok(settle(r.await))
         })
     }
 
@@ -498,16 +489,16 @@ impl SessionEngine {
     ) -> napi::Result<MaybeAsync<'env, String>> {
         let engine = Arc::clone(&self.inner);
         run(env, async move {
-            let mut s = match RequestSession::decode(&engine, &state) {
-                Ok(s) => s,
-                Err(e) => return Ok(op_error(&e)),
+            let r = async {
+                let mut s = RequestSession::decode(&engine, &state)?;
+                if all {
+                    s.revoke_all(now_ms as i64).await?;
+                } else {
+                    s.revoke(now_ms as i64).await?;
+                }
+                Ok(s.encode())
             };
-            let r = if all {
-                s.revoke_all(now_ms as i64).await
-            } else {
-                s.revoke(now_ms as i64).await
-            };
-            Ok(op_result(&s, r))
+            Ok(settle(r.await))
         })
     }
 
@@ -524,16 +515,17 @@ impl SessionEngine {
     ) -> napi::Result<MaybeAsync<'env, String>> {
         let engine = Arc::clone(&self.inner);
         run(env, async move {
-            let mut s = match RequestSession::decode(&engine, &state) {
-                Ok(s) => s,
-                Err(e) => return Ok(op_error(&e)),
+            let r = async {
+                let mut s = RequestSession::decode(&engine, &state)?;
+                let data = js_merge(&set_json, remove)?;
+                if private {
+                    s.set_private_data(&data, now_ms as i64).await?;
+                } else {
+                    s.set_public_data(&data, now_ms as i64).await?;
+                }
+                Ok(s.encode())
             };
-            let r = match js_merge(&set_json, remove) {
-                Ok(m) if private => s.set_private_data(&m, now_ms as i64).await,
-                Ok(m) => s.set_public_data(&m, now_ms as i64).await,
-                Err(e) => Err(e),
-            };
-            Ok(op_result(&s, r))
+            Ok(settle(r.await))
         })
     }
 
@@ -547,14 +539,12 @@ impl SessionEngine {
     ) -> napi::Result<MaybeAsync<'env, String>> {
         let engine = Arc::clone(&self.inner);
         run(env, async move {
-            let s = match RequestSession::decode(&engine, &state) {
-                Ok(s) => s,
-                Err(e) => return Ok(op_error(&e)),
+            let r = async {
+                let s = RequestSession::decode(&engine, &state)?;
+                let text = s.get_private_data(now_ms as i64).await?;
+                Ok(format!("ok{FIELD_SEPARATOR}{text}"))
             };
-            Ok(match s.get_private_data(now_ms as i64).await {
-                Ok(t) => format!("ok{FIELD_SEPARATOR}{t}"),
-                Err(e) => op_error(&e),
-            })
+            Ok(settle(r.await))
         })
     }
 
