@@ -74,6 +74,9 @@ pub struct Kernel {
     token_id: Option<String>,
     /// Expiry of the authenticated session (ms), as stored.
     expires_at: Option<i64>,
+    /// The stored token hash is already the id-bound one (native stores):
+    /// re-issuing the token needs no write.
+    hash_bound_to_id: bool,
 }
 
 /// Cookies and headers to send with the response.
@@ -276,6 +279,7 @@ impl Engine {
                     anti_csrf_token: claims.anti_csrf_token,
                     token_id: None,
                     expires_at: None,
+                    hash_bound_to_id: false,
                 });
             }
         }
@@ -354,6 +358,7 @@ impl Engine {
             anti_csrf_token: csrf,
             token_id: Some(parts.id.clone()),
             expires_at: row.expires_at,
+            hash_bound_to_id: !exact && constant_time_eq(&id_bound_hash(), stored_hash),
         };
 
         let public_data_changed = !constant_time_eq(&parts.hashed_public_data, &public_data_hash);
@@ -374,7 +379,8 @@ impl Engine {
             update.expires_at = Some(e);
             kernel.expires_at = Some(e);
         }
-        let wanted_hash = if self.store.shares_rows_with_blitz() {
+        let shared = self.store.shares_rows_with_blitz();
+        let wanted_hash = if shared {
             current_hash()
         } else {
             id_bound_hash()
@@ -382,6 +388,7 @@ impl Engine {
         if !constant_time_eq(&wanted_hash, stored_hash) {
             update.hashed_session_token = Some(wanted_hash);
         }
+        kernel.hash_bound_to_id = !shared;
         if update != SessionUpdate::default()
             && !self
                 .store
@@ -439,6 +446,7 @@ impl Engine {
             anti_csrf_token,
             token_id: None,
             expires_at: None,
+            hash_bound_to_id: false,
         })
     }
 
@@ -540,6 +548,8 @@ pub mod flags {
     pub const CSRF_ERROR: u32 = 4;
     /// The session is anonymous.
     pub const ANONYMOUS: u32 = 8;
+    /// The stored token hash is bound to the token's id (no write to re-issue).
+    pub const HASH_BOUND_TO_ID: u32 = 16;
 }
 
 fn response_flags(r: &ResponseState) -> u32 {
@@ -584,6 +594,9 @@ impl RequestSession {
         let mut f = response_flags(&self.response);
         if k.kind == SessionKind::Anonymous {
             f |= flags::ANONYMOUS;
+        }
+        if k.hash_bound_to_id {
+            f |= flags::HASH_BOUND_TO_ID;
         }
         let mut out = String::with_capacity(256 + k.public_data.len());
         out.push_str("ok");
@@ -651,6 +664,7 @@ impl RequestSession {
                 anti_csrf_token,
                 token_id,
                 expires_at,
+                hash_bound_to_id: f & flags::HASH_BOUND_TO_ID != 0,
             },
             response: ResponseState {
                 cookies,
@@ -780,6 +794,7 @@ impl RequestSession {
             anti_csrf_token,
             token_id: Some(id),
             expires_at: Some(expires_at),
+            hash_bound_to_id: false,
         };
         Ok(())
     }
@@ -883,20 +898,27 @@ impl RequestSession {
                     // Shared with Blitz: the hash of the cookie we send (Blitz
                     // checks exactly that); native: bound to the id, so
                     // concurrent re-issues cannot invalidate each other.
-                    let hash = if engine.store.shares_rows_with_blitz() {
-                        hash256(token.as_bytes())
-                    } else {
-                        reissued_token_hash(&self.kernel.handle, id)
-                    };
-                    let update = SessionUpdate {
-                        hashed_session_token: Some(hash),
-                        ..SessionUpdate::default()
-                    };
-                    engine
-                        .store
-                        .update(&self.kernel.handle, &update, now_ms)
-                        .await
-                        .map_err(store_error)?;
+                    let shared = engine.store.shares_rows_with_blitz();
+                    // Native stores: once the stored hash is bound to the id,
+                    // every later re-issue is covered without another write
+                    // (one Redis round trip less per $setPublicData).
+                    if shared || !self.kernel.hash_bound_to_id {
+                        let hash = if shared {
+                            hash256(token.as_bytes())
+                        } else {
+                            reissued_token_hash(&self.kernel.handle, id)
+                        };
+                        let update = SessionUpdate {
+                            hashed_session_token: Some(hash),
+                            ..SessionUpdate::default()
+                        };
+                        engine
+                            .store
+                            .update(&self.kernel.handle, &update, now_ms)
+                            .await
+                            .map_err(store_error)?;
+                        self.kernel.hash_bound_to_id = !shared;
+                    }
                     engine.write_cookie(
                         &mut self.response,
                         CookieKind::SessionToken,

@@ -2369,3 +2369,39 @@ async fn jar_helper_turns_set_cookie_into_cookie_header() {
         Some(s.kernel().anti_csrf_token.as_str())
     );
 }
+
+/// Native stores bind the stored hash to the token's id once; later public
+/// data changes re-issue the token without another write (a Redis round trip).
+#[tokio::test]
+async fn set_public_data_writes_the_id_bound_hash_only_once() {
+    let h = Harness::new();
+    let (jar, handle) = h.login(json!({"userId": 1})).await;
+    h.advance(MINUTE);
+    let mut s = h.post(&jar).await;
+    h.probe.reset();
+    s.set_public_data(&merge(json!({"a": 1})), h.now())
+        .await
+        .unwrap();
+    assert_eq!(h.probe.writes(), ["merge_public_data", "update"]);
+    h.probe.reset();
+    s.set_public_data(&merge(json!({"b": 2})), h.now())
+        .await
+        .unwrap();
+    assert_eq!(h.probe.writes(), ["merge_public_data"]);
+
+    // A later request carries that knowledge too, and its token still works.
+    let next_jar = jar.then(s.response());
+    h.advance(MINUTE);
+    let mut t = h.post(&next_jar).await;
+    assert_eq!(t.kernel().handle, handle);
+    h.probe.reset();
+    t.set_public_data(&merge(json!({"c": 3})), h.now())
+        .await
+        .unwrap();
+    assert_eq!(h.probe.writes(), ["merge_public_data"]);
+    let row = h.row(&handle).await.unwrap();
+    assert_eq!(
+        row.public_data.as_deref(),
+        Some(r#"{"userId":1,"a":1,"b":2,"c":3}"#)
+    );
+}
