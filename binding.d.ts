@@ -35,20 +35,28 @@ export declare class NativeStore {
  * The JS layer splits it, keeps it, and hands it back to the operations.
  */
 export declare class SessionEngine {
-  constructor(options: SessionEngineOptions, store: NativeStore)
+  /**
+   * `onReady` is called (without arguments) when results of operations
+   * that returned a ticket are ready to `drain()`.
+   */
+  constructor(options: SessionEngineOptions, store: NativeStore, onReady: () => void)
+  /** The results that are ready, as `[ticket, result, ticket, result, …]`. */
+  drain(): Array<number | string>
+  /** Start the operations that returned tickets since the last flush. */
+  flush(): void
   /**
    * Resolve a request's session (Blitz's `getSession`): the encoded session,
    * or `err␁flags␁code␁message␁cookie…` with what to send anyway.
    */
-  resolve(method: string, cookieHeader: string | undefined | null, antiCsrfHeader: string | undefined | null, nowMs: number, readOnly?: boolean | undefined | null): string | Promise<string>
+  resolve(method: string, cookieHeader: string | undefined | null, antiCsrfHeader: string | undefined | null, nowMs: number, readOnly?: boolean | undefined | null): string | number
   /** `$create(publicData, privateData)` on an encoded session. */
-  sessionCreate(state: string, publicJson: string, publicRemove: Array<string>, privateJson: string | undefined | null, privateRemove: Array<string>, nowMs: number): string | Promise<string>
+  sessionCreate(state: string, publicJson: string, publicRemove: Array<string>, privateJson: string | undefined | null, privateRemove: Array<string>, nowMs: number): string | number
   /** `$revoke()` (`all`: `$revokeAll()`) on an encoded session. */
-  sessionRevoke(state: string, all: boolean, nowMs: number): string | Promise<string>
+  sessionRevoke(state: string, all: boolean, nowMs: number): string | number
   /** `$setPublicData(data)` (`private`: `$setPrivateData(data)`) on an encoded session. */
-  sessionSetData(state: string, private: boolean, setJson: string, remove: Array<string>, nowMs: number): string | Promise<string>
+  sessionSetData(state: string, private: boolean, setJson: string, remove: Array<string>, nowMs: number): string | number
   /** `$getPrivateData()`: `ok␁<json>` or an error. */
-  sessionGetPrivateData(state: string, nowMs: number): string | Promise<string>
+  sessionGetPrivateData(state: string, nowMs: number): string | number
   /** `getAllSessionHandlesForUser(userId)`; `userIdJson` is `JSON.stringify(userId)`. */
   sessionHandlesForUser(userIdJson: string, nowMs: number): string[] | Error | Promise<string[] | Error>
   /**

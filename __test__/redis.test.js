@@ -150,3 +150,42 @@ test("RedisStorage validates its options", () => {
   assert.throws(() => RedisStorage({ url: REDIS_URL, timeoutMs: -1 }), (/** @type {any} */ e) => e.code === "INVALID_CONFIG")
   assert.throws(() => RedisStorage({ url: "http://nope" }), (/** @type {any} */ e) => e.code === "INVALID_CONFIG")
 })
+
+test("concurrent requests on Redis each settle with their own session", async () => {
+  AuthServerPlugin({ cookiePrefix: "rt", isAuthorized: simpleRolesIsAuthorized, storage: RedisStorage({ url: REDIS_URL, prefix: PREFIX }) })
+  const users = Array.from({ length: 60 }, (_, i) => ({ userId: `conc-${i}`, jar: new Jar() }))
+  await Promise.all(users.map((u) => u.jar.visit("POST", (s) => s.$create({ userId: u.userId, n: u.userId }))))
+  for (let round = 0; round < 3; round++) {
+    // Results come back in batches and out of order: each must reach its own request.
+    const sessions = await Promise.all(users.map((u) => getSession(u.jar.request("GET"))))
+    sessions.forEach((s, i) => {
+      assert.equal(s.userId, users[i].userId)
+      assert.equal(s.$publicData.n, users[i].userId)
+    })
+  }
+  await Promise.all(users.map((u) => u.jar.visit("POST", (s) => s.$revoke())))
+})
+
+test("a script that only waits on Redis runs to completion, then exits by itself", () => {
+  // Nothing but the pending Redis replies keeps this child's event loop
+  // alive: it must neither exit early (results lost) nor hang afterwards.
+  const script = `
+    const lib = require(${JSON.stringify(require.resolve(".."))})
+    lib.AuthServerPlugin({ isAuthorized: lib.simpleRolesIsAuthorized, storage: lib.RedisStorage({ url: ${JSON.stringify(REDIS_URL)}, prefix: ${JSON.stringify(PREFIX)} }) })
+    ;(async () => {
+      const s = await lib.getSession(new Request("http://127.0.0.1/", { method: "POST" }))
+      await s.$create({ userId: "exit-check" })
+      console.log("created", s.userId, (await lib.getAllSessionHandlesForUser("exit-check")).length)
+      await s.$setPrivateData({ a: 1 })
+      console.log("private", JSON.stringify(await s.$getPrivateData()))
+      await s.$revokeAll()
+      console.log("revoked", (await lib.getAllSessionHandlesForUser("exit-check")).length)
+    })()
+  `
+  const out = execFileSync(process.execPath, ["-e", script], {
+    encoding: "utf8",
+    timeout: 20_000,
+    env: { ...process.env, SESSION_SECRET_KEY: "s".repeat(32) },
+  })
+  assert.equal(out, 'created exit-check 1\nprivate {"a":1}\nrevoked 0\n')
+})

@@ -3,6 +3,7 @@
 // responses (Node IncomingMessage/ServerResponse and web Request/Response)
 // around the native engine. The session rules live in Rust (src/session/).
 
+const { setImmediate } = require("node:timers")
 const { binding } = require("./native")
 const { resolveOptions, resolveSecret } = require("./config")
 const { toNativeStore } = require("./storage")
@@ -64,9 +65,48 @@ function decode(encoded) {
   throw Object.assign(toAppError(Object.assign(new Error(f[3]), { code: f[2] })), { sessionResponse })
 }
 
-/** @param {string | Promise<string>} r */
-async function settle(r) {
-  return decode(typeof r === "string" ? r : await r)
+// Operations that wait for a store return a ticket number instead of a
+// result; the engine calls back when results are ready and `drain()` hands
+// them over in one batch (src/napi/completion.rs). Ticket numbers are
+// process-wide, so one map serves every engine.
+/** @type {Map<number, (result: string) => void>} */
+const waiting = new Map()
+
+/** @param {import("../binding").SessionEngine} native */
+function deliver(native) {
+  const done = native.drain()
+  for (let i = 0; i < done.length; i += 2) {
+    const ticket = /** @type {number} */ (done[i])
+    const settleTicket = waiting.get(ticket)
+    if (settleTicket === undefined) continue
+    waiting.delete(ticket)
+    settleTicket(/** @type {string} */ (done[i + 1]))
+  }
+}
+
+/** @type {Set<import("../binding").SessionEngine>} */
+const unflushed = new Set()
+function flushAll() {
+  for (const native of unflushed) native.flush()
+  unflushed.clear()
+}
+
+/**
+ * The result now, or the promise of the ticket's result.
+ * @param {string | number} r
+ * @param {import("../binding").SessionEngine} native
+ * @returns {string | Promise<string>}
+ */
+function later(r, native) {
+  if (typeof r === "string") return r
+  if (unflushed.size === 0) setImmediate(flushAll)
+  unflushed.add(native)
+  return new Promise((resolve) => waiting.set(r, resolve))
+}
+
+/** @param {string | number} r @param {import("../binding").SessionEngine} native */
+async function settle(r, native) {
+  return decode(typeof r === "string" ? r : await later(r, native))
 }
 
 // ---------------------------------------------------------------------------
@@ -99,8 +139,12 @@ function engine() {
   if (c.engine) return c.engine
   const s = resolveSecret()
   if ("error" in s) throw s.error
-  c.engine = new binding.SessionEngine({ ...c.options.engine, secret: s.secret, previousSecrets: s.previous }, c.store)
-  return c.engine
+  /** @type {import("../binding").SessionEngine} */
+  const native = new binding.SessionEngine({ ...c.options.engine, secret: s.secret, previousSecrets: s.previous }, c.store, () =>
+    deliver(native),
+  )
+  c.engine = native
+  return native
 }
 
 // ---------------------------------------------------------------------------
@@ -373,7 +417,7 @@ class SessionContext {
     const [priv, privRemove] = privateData === undefined ? [undefined, []] : toMerge(privateData, "privateData")
     await this._serial(async () => {
       const s = this._state
-      this._adopt(await settle(s.native.sessionCreate(s.view.state, pub, pubRemove, priv, privRemove, Date.now())))
+      this._adopt(await settle(s.native.sessionCreate(s.view.state, pub, pubRemove, priv, privRemove, Date.now()), s.native))
     })
   }
 
@@ -382,7 +426,7 @@ class SessionContext {
     if (this._rscNoop("$revoke")) return
     await this._serial(async () => {
       const s = this._state
-      this._adopt(await settle(s.native.sessionRevoke(s.view.state, false, Date.now())))
+      this._adopt(await settle(s.native.sessionRevoke(s.view.state, false, Date.now()), s.native))
     })
   }
 
@@ -391,7 +435,7 @@ class SessionContext {
     if (this._rscNoop("$revokeAll")) return
     await this._serial(async () => {
       const s = this._state
-      this._adopt(await settle(s.native.sessionRevoke(s.view.state, true, Date.now())))
+      this._adopt(await settle(s.native.sessionRevoke(s.view.state, true, Date.now()), s.native))
     })
   }
 
@@ -401,7 +445,7 @@ class SessionContext {
     const [set, remove] = toMerge(data, "publicData")
     await this._serial(async () => {
       const s = this._state
-      this._adopt(await settle(s.native.sessionSetData(s.view.state, false, set, remove, Date.now())))
+      this._adopt(await settle(s.native.sessionSetData(s.view.state, false, set, remove, Date.now()), s.native))
     })
   }
 
@@ -410,7 +454,7 @@ class SessionContext {
     return this._serial(async () => {
       const s = this._state
       const r = s.native.sessionGetPrivateData(s.view.state, Date.now())
-      const text = typeof r === "string" ? r : await r
+      const text = typeof r === "string" ? r : await later(r, s.native)
       if (!text.startsWith(`ok${SEP}`)) decode(text) // throws the error it carries
       return JSON.parse(text.slice(3))
     })
@@ -422,7 +466,7 @@ class SessionContext {
     const [set, remove] = toMerge(data, "privateData")
     await this._serial(async () => {
       const s = this._state
-      this._adopt(await settle(s.native.sessionSetData(s.view.state, true, set, remove, Date.now())))
+      this._adopt(await settle(s.native.sessionSetData(s.view.state, true, set, remove, Date.now()), s.native))
     })
   }
 }
@@ -482,7 +526,7 @@ async function getSession(req, res, isRsc = false) {
   try {
     const r = native.resolve(method, cookie, csrf, Date.now(), isRsc)
     // The in-memory store answers synchronously: no extra promise on the hot path.
-    view = typeof r === "string" ? decode(r) : await settle(r)
+    view = typeof r === "string" ? decode(r) : await settle(r, native)
   } catch (e) {
     // Tell the client (csrf-error header, cleared cookies) before failing (Q4).
     const err = /** @type {any} */ (e)

@@ -17,7 +17,31 @@ use crate::password::pool::{pool_gone, HashPool};
 use crate::password::{self, Engine, Verdict};
 use crate::token;
 
+mod completion;
 mod session;
+
+/// napi's runtime for the session stores' I/O (Redis, the JS storage bridge):
+/// one worker thread. The work on it is socket I/O and wake-ups, never CPU-bound
+/// (password hashing has its own pool), and with one worker a request's future
+/// and the Redis connection's driver task run on the same thread instead of
+/// waking each other across threads: measured on the HTTP bench, this is
+/// cheaper per request than the default (one worker per core).
+#[napi_derive::module_init]
+fn init() {
+    let threads = std::env::var("BLITZ_AUTH_IO_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(1);
+    if let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("blitz-auth-io")
+        .enable_all()
+        .build()
+    {
+        create_custom_tokio_runtime(rt);
+    }
+}
 
 pub(crate) fn to_js(e: CoreError) -> napi::Error<String> {
     napi::Error::new(e.code().as_str().to_string(), e.message().to_string())

@@ -6,7 +6,8 @@
 //! returns the session together with the cookies and headers to send. With
 //! the in-memory store the engine's future completes on the first poll, so the
 //! result is returned synchronously (no thread hop, no promise); a store that
-//! must wait (the app's JS storage) makes it a promise.
+//! must wait (Redis, the app's JS storage) returns a ticket instead, and the
+//! result follows in a batch (`completion.rs`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +20,7 @@ use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
 use serde_json::{Map, Value};
 
+use super::completion::Completions;
 use super::to_js;
 use crate::error::{Error as CoreError, ErrorCode};
 use crate::session::config::SessionConfig;
@@ -386,6 +388,23 @@ impl SessionStore for JsStore {
 #[napi]
 pub struct SessionEngine {
     inner: Arc<Engine>,
+    completions: Arc<Completions>,
+}
+
+/// A session operation's encoded result now, or the ticket under which
+/// `drain()` will hand it over (see `completion.rs`).
+type Ticketed = Either<String, u32>;
+
+impl SessionEngine {
+    fn ticketed<F>(&self, env: &Env, fut: F) -> napi::Result<Ticketed>
+    where
+        F: Future<Output = String> + Send + 'static,
+    {
+        match now_or_later(Box::pin(fut)) {
+            Ok(v) => Ok(Either::A(v)),
+            Err(pending) => self.completions.spawn(env, pending).map(Either::B),
+        }
+    }
 }
 
 fn js_merge(set_json: &str, remove: Vec<String>) -> std::result::Result<JsonMerge, CoreError> {
@@ -399,7 +418,7 @@ fn js_merge(set_json: &str, remove: Vec<String>) -> std::result::Result<JsonMerg
 }
 
 /// `err␁0␁code␁message`: an operation failed; the session is unchanged.
-fn op_error(e: &CoreError) -> String {
+pub(super) fn op_error(e: &CoreError) -> String {
     let sep = FIELD_SEPARATOR;
     format!(
         "err{sep}0{sep}{}{sep}{}",
@@ -416,26 +435,46 @@ fn settle(r: std::result::Result<String, CoreError>) -> String {
 #[napi]
 impl SessionEngine {
     #[napi(constructor)]
-    pub fn new(options: SessionEngineOptions, store: &NativeStore) -> napi::Result<Self, String> {
+    /// `onReady` is called (without arguments) when results of operations
+    /// that returned a ticket are ready to `drain()`.
+    pub fn new(
+        options: SessionEngineOptions,
+        store: &NativeStore,
+        on_ready: Function<'_, (), ()>,
+    ) -> napi::Result<Self, String> {
         let config = SessionConfig::try_from(options).map_err(to_js)?;
         let inner = Engine::new(config, Arc::clone(&store.inner)).map_err(to_js)?;
-        Ok(SessionEngine { inner })
+        let completions = Completions::new(on_ready)
+            .map_err(|e| napi::Error::new(ErrorCode::Internal.as_str().to_owned(), e.reason))?;
+        Ok(SessionEngine { inner, completions })
+    }
+
+    /// The results that are ready, as `[ticket, result, ticket, result, …]`.
+    #[napi(ts_return_type = "Array<number | string>")]
+    pub fn drain(&self, env: &Env) -> napi::Result<Vec<Either<u32, String>>> {
+        self.completions.drain(env)
+    }
+
+    /// Start the operations that returned tickets since the last flush.
+    #[napi]
+    pub fn flush(&self) -> napi::Result<()> {
+        self.completions.flush()
     }
 
     /// Resolve a request's session (Blitz's `getSession`): the encoded session,
     /// or `err␁flags␁code␁message␁cookie…` with what to send anyway.
-    #[napi(ts_return_type = "string | Promise<string>")]
-    pub fn resolve<'env>(
+    #[napi(ts_return_type = "string | number")]
+    pub fn resolve(
         &self,
-        env: &'env Env,
+        env: &Env,
         method: String,
         cookie_header: Option<String>,
         anti_csrf_header: Option<String>,
         now_ms: f64,
         read_only: Option<bool>,
-    ) -> napi::Result<MaybeAsync<'env, String>> {
+    ) -> napi::Result<Ticketed> {
         let engine = Arc::clone(&self.inner);
-        run(env, async move {
+        self.ticketed(env, async move {
             let input = RequestInput {
                 method: &method,
                 cookie_header: cookie_header.as_deref(),
@@ -443,28 +482,28 @@ impl SessionEngine {
                 now_ms: now_ms as i64,
                 read_only: read_only.unwrap_or(false),
             };
-            Ok(match engine.resolve(&input).await {
+            match engine.resolve(&input).await {
                 Ok(session) => session.encode(),
                 Err(failure) => failure.encode(),
-            })
+            }
         })
     }
 
     /// `$create(publicData, privateData)` on an encoded session.
-    #[napi(ts_return_type = "string | Promise<string>")]
+    #[napi(ts_return_type = "string | number")]
     #[allow(clippy::too_many_arguments)] // mirrors the JS call one to one
-    pub fn session_create<'env>(
+    pub fn session_create(
         &self,
-        env: &'env Env,
+        env: &Env,
         state: String,
         public_json: String,
         public_remove: Vec<String>,
         private_json: Option<String>,
         private_remove: Vec<String>,
         now_ms: f64,
-    ) -> napi::Result<MaybeAsync<'env, String>> {
+    ) -> napi::Result<Ticketed> {
         let engine = Arc::clone(&self.inner);
-        run(env, async move {
+        self.ticketed(env, async move {
             let r = async {
                 let mut s = RequestSession::decode(&engine, &state)?;
                 let public = js_merge(&public_json, public_remove)?;
@@ -474,21 +513,21 @@ impl SessionEngine {
                 s.create(&public, private.as_ref(), now_ms as i64).await?;
                 Ok(s.encode())
             };
-            Ok(settle(r.await))
+            settle(r.await)
         })
     }
 
     /// `$revoke()` (`all`: `$revokeAll()`) on an encoded session.
-    #[napi(ts_return_type = "string | Promise<string>")]
-    pub fn session_revoke<'env>(
+    #[napi(ts_return_type = "string | number")]
+    pub fn session_revoke(
         &self,
-        env: &'env Env,
+        env: &Env,
         state: String,
         all: bool,
         now_ms: f64,
-    ) -> napi::Result<MaybeAsync<'env, String>> {
+    ) -> napi::Result<Ticketed> {
         let engine = Arc::clone(&self.inner);
-        run(env, async move {
+        self.ticketed(env, async move {
             let r = async {
                 let mut s = RequestSession::decode(&engine, &state)?;
                 if all {
@@ -498,23 +537,23 @@ impl SessionEngine {
                 }
                 Ok(s.encode())
             };
-            Ok(settle(r.await))
+            settle(r.await)
         })
     }
 
     /// `$setPublicData(data)` (`private`: `$setPrivateData(data)`) on an encoded session.
-    #[napi(ts_return_type = "string | Promise<string>")]
-    pub fn session_set_data<'env>(
+    #[napi(ts_return_type = "string | number")]
+    pub fn session_set_data(
         &self,
-        env: &'env Env,
+        env: &Env,
         state: String,
         private: bool,
         set_json: String,
         remove: Vec<String>,
         now_ms: f64,
-    ) -> napi::Result<MaybeAsync<'env, String>> {
+    ) -> napi::Result<Ticketed> {
         let engine = Arc::clone(&self.inner);
-        run(env, async move {
+        self.ticketed(env, async move {
             let r = async {
                 let mut s = RequestSession::decode(&engine, &state)?;
                 let data = js_merge(&set_json, remove)?;
@@ -525,26 +564,26 @@ impl SessionEngine {
                 }
                 Ok(s.encode())
             };
-            Ok(settle(r.await))
+            settle(r.await)
         })
     }
 
     /// `$getPrivateData()`: `ok␁<json>` or an error.
-    #[napi(ts_return_type = "string | Promise<string>")]
-    pub fn session_get_private_data<'env>(
+    #[napi(ts_return_type = "string | number")]
+    pub fn session_get_private_data(
         &self,
-        env: &'env Env,
+        env: &Env,
         state: String,
         now_ms: f64,
-    ) -> napi::Result<MaybeAsync<'env, String>> {
+    ) -> napi::Result<Ticketed> {
         let engine = Arc::clone(&self.inner);
-        run(env, async move {
+        self.ticketed(env, async move {
             let r = async {
                 let s = RequestSession::decode(&engine, &state)?;
                 let text = s.get_private_data(now_ms as i64).await?;
                 Ok(format!("ok{FIELD_SEPARATOR}{text}"))
             };
-            Ok(settle(r.await))
+            settle(r.await)
         })
     }
 

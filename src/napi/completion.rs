@@ -1,0 +1,192 @@
+//! Results of session operations that had to wait for a store, handed back to
+//! JS in batches.
+//!
+//! napi's `spawn_future` gives each call its own promise and, behind it, its
+//! own thread-safe function: one is created, woken and torn down per request.
+//! On the Redis store that was a measurable share of every request's CPU. Here
+//! an operation that does not complete on its first poll gets a ticket number
+//! instead; its future runs on napi's runtime and, when done, queues
+//! `(ticket, result)`. The first result queued after a drain wakes the JS
+//! thread once through one long-lived thread-safe function; JS then takes all
+//! queued results in one `drain()` call and settles its own promises
+//! (lib/session.js). Under load one wake-up carries many results.
+//!
+//! While tickets are outstanding the thread-safe function is referenced, so
+//! Node does not exit with a request waiting on Redis; when none are, it is
+//! not, so an idle engine never keeps a process alive.
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+
+use crate::error::{Error as CoreError, ErrorCode};
+
+/// The JS callback: called with no arguments when results are ready.
+type Wake = ThreadsafeFunction<(), (), (), Status, false, true>;
+
+/// Ticket numbers are process-wide, so one JS map serves every engine.
+static NEXT_TICKET: AtomicU32 = AtomicU32::new(1);
+
+pub(super) struct Completions {
+    wake: Wake,
+    done: Mutex<Vec<(u32, String)>>,
+    /// A wake-up is on its way (or JS is draining): no need for another.
+    woken: AtomicBool,
+    /// Tickets handed out and not yet drained. Only touched on the JS thread.
+    outstanding: AtomicU32,
+    /// Operations started since the last `flush`, not yet on the runtime.
+    batch: Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>,
+}
+
+impl Completions {
+    pub(super) fn new(on_ready: Function<'_, (), ()>) -> napi::Result<Arc<Self>> {
+        let wake = on_ready
+            .build_threadsafe_function::<()>()
+            .weak::<true>()
+            .build()?;
+        Ok(Arc::new(Completions {
+            wake,
+            done: Mutex::new(Vec::new()),
+            woken: AtomicBool::new(false),
+            outstanding: AtomicU32::new(0),
+            batch: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Run `fut` on napi's runtime; its result arrives in a later `drain`
+    /// under the returned ticket. Called on the JS thread.
+    pub(super) fn spawn<F>(self: &Arc<Self>, env: &Env, fut: F) -> napi::Result<u32>
+    where
+        F: Future<Output = String> + Send + 'static,
+    {
+        let ticket = NEXT_TICKET.fetch_add(1, Ordering::Relaxed);
+        let this = Arc::clone(self);
+        let task = async move {
+            let result = CatchUnwind(Box::pin(fut)).await.unwrap_or_else(|()| {
+                panicked("the session operation failed unexpectedly (internal panic)")
+            });
+            this.finish(ticket, result);
+        };
+        // napi's `spawn` panics when its runtime is gone (the environment is
+        // shutting down): report that as an error instead.
+        catch_unwind(AssertUnwindSafe(|| {
+            drop(napi::bindgen_prelude::spawn(task))
+        }))
+        .map_err(|_| {
+            napi::Error::new(
+                Status::GenericFailure,
+                "the addon's I/O runtime is not available (is Node shutting down?)",
+            )
+        })?;
+        if self.outstanding.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.reference(env, true)?;
+        }
+        Ok(ticket)
+    }
+
+    /// Start the operations of this batch on the runtime.
+    pub(super) fn flush(&self) -> napi::Result<()> {
+        let batch = std::mem::take(&mut *self.batch.lock().unwrap_or_else(PoisonError::into_inner));
+        // napi's `spawn` panics when its runtime is gone (the environment is
+        // shutting down): report that as an error instead.
+        catch_unwind(AssertUnwindSafe(|| {
+            for task in batch {
+                drop(napi::bindgen_prelude::spawn(task));
+            }
+        }))
+        .map_err(|_| {
+            napi::Error::new(
+                Status::GenericFailure,
+                "the addon's I/O runtime is not available (is Node shutting down?)",
+            )
+        })
+    }
+
+    /// Queue a result; wake JS unless a wake-up is already pending.
+    fn finish(&self, ticket: u32, result: String) {
+        self.done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((ticket, result));
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            // Non-blocking on an unbounded queue; it only fails when the
+            // environment is closing, and then nobody is waiting any more.
+            let _ = self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+
+    /// Every result queued so far, as `[ticket, result, ticket, result, …]`.
+    /// Called on the JS thread (from the wake-up callback).
+    pub(super) fn drain(&self, env: &Env) -> napi::Result<Vec<Either<u32, String>>> {
+        // Cleared before taking the queue: a result queued after the take
+        // then sends a new wake-up instead of waiting for one that is over.
+        self.woken.store(false, Ordering::Release);
+        let taken = std::mem::take(&mut *self.done.lock().unwrap_or_else(PoisonError::into_inner));
+        if taken.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = u32::try_from(taken.len()).unwrap_or(u32::MAX);
+        let before = self.outstanding.fetch_sub(n, Ordering::Relaxed);
+        if before == n {
+            self.reference(env, false)?;
+        }
+        let mut out = Vec::with_capacity(taken.len() * 2);
+        for (ticket, result) in taken {
+            out.push(Either::A(ticket));
+            out.push(Either::B(result));
+        }
+        Ok(out)
+    }
+
+    /// Keep the event loop alive (or not) for the wake-up.
+    #[allow(unsafe_code)] // plain napi calls on a live handle, on the JS thread
+    fn reference(&self, env: &Env, on: bool) -> napi::Result<()> {
+        // SAFETY: `env` is the current environment (we are on the JS thread)
+        // and `self.wake` owns the thread-safe function, which stays alive for
+        // as long as `self` does.
+        let status = unsafe {
+            if on {
+                napi::sys::napi_ref_threadsafe_function(env.raw(), self.wake.raw())
+            } else {
+                napi::sys::napi_unref_threadsafe_function(env.raw(), self.wake.raw())
+            }
+        };
+        if status == napi::sys::Status::napi_ok {
+            Ok(())
+        } else {
+            Err(napi::Error::new(
+                Status::GenericFailure,
+                "could not (un)reference the session engine's wake-up",
+            ))
+        }
+    }
+}
+
+/// The encoded error an operation settles with when its future panicked.
+fn panicked(message: &str) -> String {
+    let e = CoreError::new(ErrorCode::Internal, message);
+    super::session::op_error(&e)
+}
+
+/// A future that turns a panic while polling into `Err(())`, so a ticket is
+/// always settled.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = std::result::Result<F::Output, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let fut = self.0.as_mut();
+        match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
+    }
+}
