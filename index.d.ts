@@ -146,7 +146,7 @@ export interface RedisStorageOptions {
   prefix?: string
   /** Redis Cluster (default false). */
   cluster?: boolean
-  /** Connections kept open (default 16). */
+  /** Connections kept open, each multiplexing every request sent on it (default 1: the requests of one event-loop turn share one write). */
   poolSize?: number
   /** Bound on every Redis call in ms; past it the request fails with `SESSION_STORE_UNAVAILABLE` (default 1000). */
   timeoutMs?: number

@@ -103,7 +103,7 @@ class MemoryStorage {
  * @property {string | string[]} [url] `redis://[:password@]host:port[/db]`; for a Cluster, one or more seed nodes. Default: `REDIS_URL`, else redis://127.0.0.1:6379
  * @property {string} [prefix] key prefix (default "blitz-auth:"; no `{` or `}`)
  * @property {boolean} [cluster] Redis Cluster (default false)
- * @property {number} [poolSize] connections kept open (default 16)
+ * @property {number} [poolSize] connections kept open, each multiplexing every request sent on it (default 1: the requests of one event-loop turn then share one write)
  * @property {number} [timeoutMs] bound on every Redis call; past it a request fails with SESSION_STORE_UNAVAILABLE (default 1000)
  * @property {number} [anonymousTtlMs] idle lifetime of anonymous private-data rows (default 30 days; 0: never expire)
  */

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 
@@ -59,8 +60,8 @@ impl Completions {
         }))
     }
 
-    /// Run `fut` on napi's runtime; its result arrives in a later `drain`
-    /// under the returned ticket. Called on the JS thread.
+    /// Queue `fut` for the next `flush`; its result arrives in a later
+    /// `drain` under the returned ticket. Called on the JS thread.
     pub(super) fn spawn<F>(self: &Arc<Self>, env: &Env, fut: F) -> napi::Result<u32>
     where
         F: Future<Output = String> + Send + 'static,
@@ -73,32 +74,32 @@ impl Completions {
             });
             this.finish(ticket, result);
         };
-        // napi's `spawn` panics when its runtime is gone (the environment is
-        // shutting down): report that as an error instead.
-        catch_unwind(AssertUnwindSafe(|| {
-            drop(napi::bindgen_prelude::spawn(task))
-        }))
-        .map_err(|_| {
-            napi::Error::new(
-                Status::GenericFailure,
-                "the addon's I/O runtime is not available (is Node shutting down?)",
-            )
-        })?;
+        self.batch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Box::pin(task));
         if self.outstanding.fetch_add(1, Ordering::Relaxed) == 0 {
             self.reference(env, true)?;
         }
         Ok(ticket)
     }
 
-    /// Start the operations of this batch on the runtime.
+    /// Start the operations of this batch on the runtime, as one task that
+    /// polls them all: each first poll queues its Redis command, and only
+    /// then does the connection's writer run, so the batch leaves in one
+    /// write and its replies come back in one read (one task per operation
+    /// made the writer run after every command).
     pub(super) fn flush(&self) -> napi::Result<()> {
         let batch = std::mem::take(&mut *self.batch.lock().unwrap_or_else(PoisonError::into_inner));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut all: FuturesUnordered<_> = batch.into_iter().collect();
+        let task = async move { while all.next().await.is_some() {} };
         // napi's `spawn` panics when its runtime is gone (the environment is
         // shutting down): report that as an error instead.
         catch_unwind(AssertUnwindSafe(|| {
-            for task in batch {
-                drop(napi::bindgen_prelude::spawn(task));
-            }
+            drop(napi::bindgen_prelude::spawn(task))
         }))
         .map_err(|_| {
             napi::Error::new(

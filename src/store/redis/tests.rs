@@ -469,7 +469,7 @@ async fn options_are_validated() {
     assert!(!e.contains("hunter2"), "{e}");
     let o = RedisOptions::new("redis://x");
     assert_eq!(o.prefix, "blitz-auth:");
-    assert_eq!(o.pool_size, 16);
+    assert_eq!(o.pool_size, 1);
     assert_eq!(o.timeout_ms, 1_000);
 }
 
