@@ -33,7 +33,7 @@
 //! Why a hash rather than one JSON string: a refresh writes two fields
 //! (`e`, `h`) without resending or re-parsing the data, the merge scripts
 //! read only the field they merge into, and the record is still one
-//! `HGETALL`.
+//! `HMGET` (of the record's fields only).
 //!
 //! # Expiry
 //!
@@ -52,7 +52,7 @@
 //!
 //! | operation | Redis |
 //! |---|---|
-//! | `get` (the hot path) | one `HGETALL` |
+//! | `get` (the hot path) | one `HMGET` |
 //! | `create` | one script: `EXISTS`-guarded write (Conflict when a live record holds the handle), `PEXPIREAT`, `ZADD` to the index |
 //! | `update` | one script: no write unless a live record exists (never revives a deleted session); moves the TTL and index score |
 //! | `delete` | one script: `DEL` + `ZREM` |
@@ -279,6 +279,18 @@ mod field {
     pub const PRIVATE: &str = "v";
     pub const PRIVATE_SPLICE: &str = "V";
 }
+
+/// What `get` reads of a session (`SCHEMA` only tells a present row with no
+/// data from a missing one).
+const RECORD_FIELDS: [&str; 7] = [
+    field::SCHEMA,
+    field::USER,
+    field::EXPIRES,
+    field::TOKEN_HASH,
+    field::CSRF,
+    field::PUBLIC,
+    field::PRIVATE,
+];
 
 /// Which data a merge goes into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -848,10 +860,26 @@ impl RedisStore {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn get(&self, handle: &str, now_ms: i64) -> StoreResult<Option<SessionRecord>> {
-        let mut cmd = redis_rs::cmd("HGETALL");
-        cmd.arg(self.session_key(handle));
+        // HMGET of the fields a record has, not HGETALL: half the strings
+        // to parse (no field names), and none of the bookkeeping fields.
+        let mut cmd = redis_rs::cmd("HMGET");
+        cmd.arg(self.session_key(handle)).arg(&RECORD_FIELDS[..]);
         let reply = self.send("get", Request::Cmd(&cmd), true).await?;
-        let record = record_of(handle, pairs_of("get", reply)?)?;
+        let values = array_of("get", reply)?;
+        if values.len() != RECORD_FIELDS.len() {
+            return Err(corrupt(format!(
+                "Redis answered HMGET of {} fields with {} values",
+                RECORD_FIELDS.len(),
+                values.len()
+            )));
+        }
+        let mut pairs = Vec::with_capacity(RECORD_FIELDS.len());
+        for (name, v) in RECORD_FIELDS.iter().zip(values) {
+            if !matches!(v, Value::Nil) {
+                pairs.push(((*name).to_owned(), text_of("get", v)?));
+            }
+        }
+        let record = record_of(handle, pairs)?;
         Ok(record.filter(|r| r.expires_at.is_none_or(|e| e >= now_ms)))
     }
 

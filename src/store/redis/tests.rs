@@ -793,7 +793,7 @@ async fn redis_itself_sees_one_command_per_request() {
     let user = s.kernel().user_id.clone().unwrap();
     assert_eq!(
         seen.iter().map(|l| command(l)).collect::<Vec<_>>(),
-        ["HGETALL"],
+        ["HMGET"],
         "{seen:#?}"
     );
 
