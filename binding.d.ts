@@ -62,8 +62,11 @@ export declare class SessionEngine {
   /**
    * `setPublicDataForUser(userId, data)`: `setJson` is the data as JSON,
    * `remove` the keys whose value JSON cannot hold (`undefined`).
+   * Resolves the number of sessions changed (the handles stay in Rust: a
+   * JS array of a thousand strings nobody reads is a measurable part of
+   * the call).
    */
-  setPublicDataForUser(userIdJson: string, setJson: string, remove: Array<string>, nowMs: number): string[] | Error | Promise<string[] | Error>
+  setPublicDataForUser(userIdJson: string, setJson: string, remove: Array<string>, nowMs: number): number | Error | Promise<number | Error>
 }
 
 /** The stable error codes, for the TypeScript declarations. */
