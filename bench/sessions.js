@@ -141,7 +141,9 @@ function loadSessionContenders(storageCounts = {}) {
   const resolved = resolveOptions({ cookiePrefix: PREFIX, isAuthorized: ours.simpleRolesIsAuthorized })
   const secret = resolveSecret()
   if ("error" in secret) throw secret.error
-  const engine = new binding.SessionEngine({ ...resolved.engine, secret: secret.secret, previousSecrets: secret.previous }, binding.NativeStore.memory())
+  // The in-memory store answers at once: no ticket is ever issued, so the
+  // "results ready" callback has nothing to do.
+  const engine = new binding.SessionEngine({ ...resolved.engine, secret: secret.secret, previousSecrets: secret.previous }, binding.NativeStore.memory(), () => {})
   return [
     { key: "ours", name: "blitz-auth-native (embedded in-memory store)", ours: true, lib: ours },
     { key: "oursJs", name: "blitz-auth-native + JS SessionConfigMethods (Map, same as Blitz's)", ours: true, lib: oursJs, storage: oursJsStorage },
@@ -744,10 +746,12 @@ function instrumentBinding(binding) {
   const counts = { calls: {}, promises: 0, nativeToJs: 0 }
   const hit = (label, value) => {
     counts.calls[label] = (counts.calls[label] || 0) + 1
-    if (value instanceof Promise) counts.promises++
+    // A promise, or a ticket number (a session operation that waits for its
+    // store; its result arrives through SessionEngine.drain).
+    if (value instanceof Promise || (label.startsWith("SessionEngine.") && typeof value === "number")) counts.promises++
     return value
   }
-  const classes = ["SessionEngine", "NativeSession", "NativeStore"]
+  const classes = ["SessionEngine", "NativeStore"]
   for (const cls of classes) {
     const proto = binding[cls].prototype
     for (const m of Object.getOwnPropertyNames(proto)) {

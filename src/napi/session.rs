@@ -444,8 +444,12 @@ impl SessionEngine {
     ) -> napi::Result<Self, String> {
         let config = SessionConfig::try_from(options).map_err(to_js)?;
         let inner = Engine::new(config, Arc::clone(&store.inner)).map_err(to_js)?;
-        let completions = Completions::new(on_ready)
-            .map_err(|e| napi::Error::new(ErrorCode::Internal.as_str().to_owned(), e.reason))?;
+        let completions = Completions::new(on_ready).map_err(|e| {
+            napi::Error::new(
+                ErrorCode::InvalidArgument.as_str().to_owned(),
+                format!("SessionEngine needs an onReady function as its third argument ({e})"),
+            )
+        })?;
         Ok(SessionEngine { inner, completions })
     }
 
