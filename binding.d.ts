@@ -45,6 +45,11 @@ export declare class SessionEngine {
   /** Start the operations that returned tickets since the last flush. */
   flush(): void
   /**
+   * Whether this engine's store is polled on the JS thread (the app's JS
+   * storage): its tickets need no `flush()`.
+   */
+  get pollsOnJsThread(): boolean
+  /**
    * Resolve a request's session (Blitz's `getSession`): the encoded session,
    * or `err␁flags␁code␁message␁cookie…` with what to send anyway.
    */

@@ -99,8 +99,10 @@ function flushAll() {
  */
 function later(r, native) {
   if (typeof r === "string") return r
-  if (unflushed.size === 0) setImmediate(flushAll)
-  unflushed.add(native)
+  if (!native.pollsOnJsThread) {
+    if (unflushed.size === 0) setImmediate(flushAll)
+    unflushed.add(native)
+  }
   return new Promise((resolve) => waiting.set(r, resolve))
 }
 

@@ -7,7 +7,8 @@
 //! the in-memory store the engine's future completes on the first poll, so the
 //! result is returned synchronously (no thread hop, no promise); a store that
 //! must wait (Redis, the app's JS storage) returns a ticket instead, and the
-//! result follows in a batch (`completion.rs`).
+//! result follows in a batch (`completion.rs`): Redis operations run on the
+//! I/O runtime, the JS storage's are polled on the JS thread.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -128,6 +129,9 @@ pub struct RedisStoreOptions {
 #[napi]
 pub struct NativeStore {
     inner: Arc<dyn SessionStore>,
+    /// Every wait of this store is a JS promise: its operations are polled
+    /// on the JS thread instead of the I/O runtime (completion.rs).
+    on_js_thread: bool,
 }
 
 #[napi]
@@ -137,6 +141,7 @@ impl NativeStore {
     pub fn memory() -> Self {
         NativeStore {
             inner: Arc::new(MemoryStore::new()),
+            on_js_thread: false,
         }
     }
 
@@ -165,6 +170,7 @@ impl NativeStore {
         })?;
         Ok(NativeStore {
             inner: Arc::new(store),
+            on_js_thread: false,
         })
     }
 
@@ -176,6 +182,7 @@ impl NativeStore {
         let tsfn = bridge.build_threadsafe_function().weak::<true>().build()?;
         Ok(NativeStore {
             inner: Arc::new(JsStore { bridge: tsfn }),
+            on_js_thread: true,
         })
     }
 }
@@ -389,6 +396,7 @@ impl SessionStore for JsStore {
 pub struct SessionEngine {
     inner: Arc<Engine>,
     completions: Arc<Completions>,
+    on_js_thread: bool,
 }
 
 /// A session operation's encoded result now, or the ticket under which
@@ -400,6 +408,9 @@ impl SessionEngine {
     where
         F: Future<Output = String> + Send + 'static,
     {
+        if self.on_js_thread {
+            return self.completions.spawn_local(env, Box::pin(fut));
+        }
         match now_or_later(Box::pin(fut)) {
             Ok(v) => Ok(Either::A(v)),
             Err(pending) => self.completions.spawn(env, pending).map(Either::B),
@@ -450,7 +461,11 @@ impl SessionEngine {
                 format!("SessionEngine needs an onReady function as its third argument ({e})"),
             )
         })?;
-        Ok(SessionEngine { inner, completions })
+        Ok(SessionEngine {
+            inner,
+            completions,
+            on_js_thread: store.on_js_thread,
+        })
     }
 
     /// The results that are ready, as `[ticket, result, ticket, result, …]`.
@@ -463,6 +478,13 @@ impl SessionEngine {
     #[napi]
     pub fn flush(&self) -> napi::Result<()> {
         self.completions.flush()
+    }
+
+    /// Whether this engine's store is polled on the JS thread (the app's JS
+    /// storage): its tickets need no `flush()`.
+    #[napi(getter)]
+    pub fn polls_on_js_thread(&self) -> bool {
+        self.on_js_thread
     }
 
     /// Resolve a request's session (Blitz's `getSession`): the encoded session,
