@@ -8,6 +8,7 @@
 const test = require("node:test")
 const assert = require("node:assert/strict")
 const { execFileSync } = require("node:child_process")
+const { Browser } = require("./helpers/session-kit")
 
 const { AuthServerPlugin, getSession, setPublicDataForUser, simpleRolesIsAuthorized } = require("..")
 
@@ -65,41 +66,10 @@ function slowStorage(delayMs = 1) {
   }
 }
 
-/** A browser: cookies in, cookies out. */
-class Jar {
-  constructor() {
-    /** @type {Map<string, string>} */
-    this.map = new Map()
-  }
-  /** @param {string} method */
-  request(method = "GET") {
-    /** @type {Record<string, string>} */
-    const headers = { cookie: [...this.map].map(([k, v]) => `${k}=${v}`).join("; ") }
-    const csrf = this.map.get("js_sAntiCsrfToken")
-    if (csrf) headers["anti-csrf"] = csrf
-    return new Request("http://127.0.0.1/", { method, headers })
-  }
-  /** @param {string} method @param {(s: any) => Promise<unknown>} [act] */
-  async visit(method = "GET", act) {
-    const session = await getSession(this.request(method))
-    if (act) await act(session)
-    const res = new Response(null)
-    session.setSession(res)
-    for (const c of res.headers.getSetCookie()) {
-      const pair = c.split(";")[0]
-      const i = pair.indexOf("=")
-      const [name, value] = [pair.slice(0, i), pair.slice(i + 1)]
-      if (value) this.map.set(name, value)
-      else this.map.delete(name)
-    }
-    return session
-  }
-}
-
 test("overlapping requests on a storage that answers later each get their own session", async () => {
   const storage = slowStorage(2)
   AuthServerPlugin({ cookiePrefix: "js", isAuthorized: simpleRolesIsAuthorized, storage })
-  const users = Array.from({ length: 40 }, (_, i) => ({ userId: i + 1, jar: new Jar() }))
+  const users = Array.from({ length: 40 }, (_, i) => ({ userId: i + 1, jar: new Browser("js", getSession) }))
   await Promise.all(users.map((u) => u.jar.visit("POST", (s) => s.$create({ userId: u.userId, role: "user" }, { n: u.userId }))))
   assert.equal(storage.rows.size, 40)
   for (let round = 0; round < 2; round++) {
@@ -124,7 +94,7 @@ test("overlapping requests on a storage that answers later each get their own se
 test("a storage call that fails reaches the request as SESSION_STORE_FAILED with the storage's message", async () => {
   const storage = slowStorage(1)
   AuthServerPlugin({ cookiePrefix: "js", isAuthorized: simpleRolesIsAuthorized, storage })
-  const jar = new Jar()
+  const jar = new Browser("js", getSession)
   await jar.visit("POST", (s) => s.$create({ userId: 5 }))
   storage.failing = "getSession"
   await assert.rejects(getSession(jar.request("GET")), (/** @type {any} */ e) => {

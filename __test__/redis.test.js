@@ -7,6 +7,7 @@ const test = require("node:test")
 const assert = require("node:assert/strict")
 const net = require("node:net")
 const { execFileSync } = require("node:child_process")
+const { Browser } = require("./helpers/session-kit")
 
 const {
   AuthServerPlugin,
@@ -35,41 +36,6 @@ test.after(() => {
   if (k.length) execFileSync("redis-cli", ["-h", hostname, "-p", port || "6379", "del", ...k])
 })
 
-/** A browser: cookies in, cookies out. */
-class Jar {
-  constructor() {
-    /** @type {Map<string, string>} */
-    this.map = new Map()
-  }
-  /** @param {Response} r */
-  take(r) {
-    for (const c of r.headers.getSetCookie()) {
-      const pair = c.split(";")[0]
-      const i = pair.indexOf("=")
-      const [name, value] = [pair.slice(0, i), pair.slice(i + 1)]
-      if (value) this.map.set(name, value)
-      else this.map.delete(name)
-    }
-  }
-  /** @param {string} method */
-  request(method = "GET") {
-    /** @type {Record<string, string>} */
-    const headers = { cookie: [...this.map].map(([k, v]) => `${k}=${v}`).join("; ") }
-    const csrf = this.map.get("rt_sAntiCsrfToken")
-    if (csrf) headers["anti-csrf"] = csrf
-    return new Request("http://127.0.0.1/", { method, headers })
-  }
-  /** @param {string} method @param {(s: any) => Promise<unknown>} [act] */
-  async visit(method = "GET", act) {
-    const session = await getSession(this.request(method))
-    if (act) await act(session)
-    const res = new Response(null)
-    session.setSession(res)
-    this.take(res)
-    return session
-  }
-}
-
 test("the session API on Redis: login, read, role change for every session, revokeAll", async () => {
   AuthServerPlugin({
     cookiePrefix: "rt",
@@ -77,7 +43,7 @@ test("the session API on Redis: login, read, role change for every session, revo
     storage: RedisStorage({ url: REDIS_URL, prefix: PREFIX }),
   })
   const userId = 4242
-  const tabs = [new Jar(), new Jar(), new Jar()]
+  const tabs = [new Browser("rt", getSession), new Browser("rt", getSession), new Browser("rt", getSession)]
   for (const jar of tabs) {
     await jar.visit("GET") // anonymous: nothing stored in Redis
     await jar.visit("POST", (s) => s.$create({ userId, role: "user" }, { cart: [1] }))
@@ -113,7 +79,7 @@ test("Redis down: requests that need it fail fast with SESSION_STORE_UNAVAILABLE
   })
   // Log in against the real Redis, then point a second configuration at the dead port.
   AuthServerPlugin({ cookiePrefix: "rt", isAuthorized: simpleRolesIsAuthorized, storage: RedisStorage({ url: REDIS_URL, prefix: PREFIX }) })
-  const jar = new Jar()
+  const jar = new Browser("rt", getSession)
   await jar.visit("GET")
   await jar.visit("POST", (s) => s.$create({ userId: 7 }))
 
@@ -122,7 +88,7 @@ test("Redis down: requests that need it fail fast with SESSION_STORE_UNAVAILABLE
     isAuthorized: simpleRolesIsAuthorized,
     storage: RedisStorage({ url: `redis://127.0.0.1:${port}`, prefix: PREFIX, timeoutMs: 300 }),
   })
-  const fresh = new Jar()
+  const fresh = new Browser("rt", getSession)
   const anon = await fresh.visit("GET") // needs no store
   assert.equal(anon.userId, null)
 
@@ -153,7 +119,7 @@ test("RedisStorage validates its options", () => {
 
 test("concurrent requests on Redis each settle with their own session", async () => {
   AuthServerPlugin({ cookiePrefix: "rt", isAuthorized: simpleRolesIsAuthorized, storage: RedisStorage({ url: REDIS_URL, prefix: PREFIX }) })
-  const users = Array.from({ length: 60 }, (_, i) => ({ userId: `conc-${i}`, jar: new Jar() }))
+  const users = Array.from({ length: 60 }, (_, i) => ({ userId: `conc-${i}`, jar: new Browser("rt", getSession) }))
   await Promise.all(users.map((u) => u.jar.visit("POST", (s) => s.$create({ userId: u.userId, n: u.userId }))))
   for (let round = 0; round < 3; round++) {
     // Results come back in batches and out of order: each must reach its own request.

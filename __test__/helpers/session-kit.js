@@ -194,6 +194,46 @@ class CookieJar {
 }
 
 /**
+ * A browser tab on one origin for in-process tests: sends its cookies (and,
+ * like Blitz's client, the anti-CSRF cookie as the `anti-csrf` header) in a
+ * web Request, and keeps what `setSession` writes to the Response.
+ */
+class Browser {
+  /**
+   * @param {string} cookiePrefix the app's cookiePrefix
+   * @param {(req: Request) => Promise<any>} getSession the library's getSession
+   */
+  constructor(cookiePrefix, getSession) {
+    this.jar = new CookieJar()
+    this.csrfCookie = `${cookiePrefix}_sAntiCsrfToken`
+    this.getSession = getSession
+  }
+
+  /** @param {string} method */
+  request(method = "GET") {
+    /** @type {Record<string, string>} */
+    const headers = { cookie: this.jar.header() }
+    const csrf = this.jar.get(this.csrfCookie)
+    if (csrf) headers["anti-csrf"] = decodeURIComponent(csrf)
+    return new Request("http://127.0.0.1/", { method, headers })
+  }
+
+  /**
+   * One request: getSession, then `act` on the session, then setSession.
+   * @param {string} method
+   * @param {(s: any) => Promise<unknown>} [act]
+   */
+  async visit(method = "GET", act) {
+    const session = await this.getSession(this.request(method))
+    if (act) await act(session)
+    const res = new Response(null)
+    session.setSession(res)
+    this.jar.absorb(res)
+    return session
+  }
+}
+
+/**
  * Decode a JWT without verifying it.
  * @param {string} token
  * @returns {{ headerText: string, payloadText: string, header: any, payload: any, signingInput: string, signature: string }}
@@ -243,6 +283,7 @@ async function startServer(handler) {
 }
 
 module.exports = {
+  Browser,
   createMemoryStorage,
   splitCookiesString,
   setCookies,
