@@ -67,8 +67,9 @@ local function touch(key, member, cur_e, cur_u, cur_t, e, ttl, prefix, now)
 end
 
 -- The live sessions of a user, by the caller's `now`: the index is pruned
--- of members that expired, and of members whose record is gone or belongs
--- to someone else (a handle re-created after expiring). Returns three
+-- of members that expired, and of members whose record belongs to someone
+-- else (a handle re-created after expiring); a member without a record is
+-- skipped but kept until its score expires (see below). Returns three
 -- arrays: handles, keys, and the HMGET of u, e and the `extra` fields.
 -- `utag` is the user's tag: the keys of the user's own handles (all of them
 -- in practice) are built without looking at the handle.
@@ -86,7 +87,13 @@ local function live_members(idx, prefix, utag, uid, now_s, extra)
       key = session_key(prefix, m)
     end
     local cur = redis.call('HMGET', key, 'u', 'e', unpack(extra))
-    if cur[1] ~= uid or not cur[2] then
+    if not cur[1] and not cur[2] and redis.call('EXISTS', key) == 0 then
+      -- No record here. Left in the index: records are deleted together
+      -- with their member and expire with its score, so a missing one is
+      -- most likely being moved by a Cluster resharding and will be back
+      -- (pruning it would hide a live session from $revokeAll for good).
+      -- Its score removes it when it expires.
+    elseif cur[1] ~= uid or not cur[2] then
       redis.call('ZREM', idx, m)
     elseif tonumber(cur[2]) > now then
       n = n + 1

@@ -235,6 +235,10 @@ fn session(store: &RedisStore, user: &str, expires_at: Option<i64>) -> SessionRe
     }
 }
 
+fn handles(records: &[SessionRecord]) -> Vec<String> {
+    records.iter().map(|r| r.handle.clone()).collect()
+}
+
 fn new_user() -> String {
     let mut b = [0u8; 4];
     crate::token::fill_random(&mut b).unwrap();
@@ -358,6 +362,49 @@ async fn records_are_hashes_with_redis_expiry_and_a_scored_index() {
     assert_eq!(gone, vec![rec.handle.clone()]);
     let exists: i64 = c.exists(&[&key, &index]).await.unwrap();
     assert_eq!(exists, 0);
+}
+
+#[tokio::test]
+async fn a_member_whose_record_is_away_stays_indexed_until_it_returns() {
+    // What a Cluster resharding looks like to a per-user script: the index
+    // is on this node, one session's key has already moved. The script must
+    // not drop that session from the index, or $revokeAll would never reach
+    // it once the move completes.
+    let (store, _c) = store().await;
+    let mut c = raw().await;
+    let now = now_ms();
+    let user = new_user();
+    let here = session(&store, &user, Some(now + HOUR));
+    let away = session(&store, &user, Some(now + HOUR));
+    store.create(&here, now).await.unwrap();
+    store.create(&away, now).await.unwrap();
+    let key = store.session_key(&away.handle);
+    let parked = format!("{key}:parked");
+    let _: () = c.rename(&key, &parked).await.unwrap();
+
+    let live = store.get_for_user(&user, now).await.unwrap();
+    assert_eq!(handles(&live), vec![here.handle.clone()]);
+    let merged = store
+        .merge_public_data_for_user(&user, &merge_of(json!({"plan": "pro"}), &[]), now)
+        .await
+        .unwrap();
+    assert_eq!(merged, vec![here.handle.clone()]);
+    let score: Option<f64> = c
+        .zscore(store.user_index_key(&user), &away.handle)
+        .await
+        .unwrap();
+    assert_eq!(score.map(|s| s as i64), Some(now + HOUR), "still indexed");
+
+    // Back on this node: listed again, and revoked with the others.
+    let _: () = c.rename(&parked, &key).await.unwrap();
+    let mut live = handles(&store.get_for_user(&user, now).await.unwrap());
+    live.sort();
+    let mut both = vec![here.handle.clone(), away.handle.clone()];
+    both.sort();
+    assert_eq!(live, both);
+    let mut gone = store.delete_for_user(&user, now).await.unwrap();
+    gone.sort();
+    assert_eq!(gone, both);
 }
 
 #[tokio::test]
