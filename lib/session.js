@@ -86,6 +86,8 @@ function deliver(native) {
 
 /** @type {Set<import("../binding").SessionEngine>} */
 const unflushed = new Set()
+/** Engines whose store is polled on the JS thread: their tickets need no flush. */
+const onJsThread = new WeakSet()
 function flushAll() {
   for (const native of unflushed) native.flush()
   unflushed.clear()
@@ -99,7 +101,7 @@ function flushAll() {
  */
 function later(r, native) {
   if (typeof r === "string") return r
-  if (!native.pollsOnJsThread) {
+  if (!onJsThread.has(native)) {
     if (unflushed.size === 0) setImmediate(flushAll)
     unflushed.add(native)
   }
@@ -145,6 +147,7 @@ function engine() {
   const native = new binding.SessionEngine({ ...c.options.engine, secret: s.secret, previousSecrets: s.previous }, c.store, () =>
     deliver(native),
   )
+  if (native.pollsOnJsThread) onJsThread.add(native)
   c.engine = native
   return native
 }
