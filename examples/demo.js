@@ -12,6 +12,7 @@ const {
   simpleRolesIsAuthorized,
   api,
   setPublicDataForUser,
+  RedisStorage,
 } = require("..")
 
 async function main() {
@@ -57,13 +58,17 @@ async function main() {
 }
 
 /**
- * Sessions on the embedded in-memory store, over real HTTP on 127.0.0.1:
+ * Sessions on the embedded in-memory store (or on Redis when REDIS_URL is
+ * set, under the key prefix "blitz-auth-demo:"), over real HTTP on 127.0.0.1:
  * sign up, log in, read the session, change the role for every session of the
  * user, log out — the way Blitz's browser client talks to a server.
  * @param {string} storedHash
  */
 async function sessions(storedHash) {
-  AuthServerPlugin({ cookiePrefix: "demo", isAuthorized: simpleRolesIsAuthorized })
+  const redisUrl = process.env.REDIS_URL
+  const storage = redisUrl ? RedisStorage({ url: redisUrl, prefix: "blitz-auth-demo:" }) : undefined
+  const where = redisUrl ? `Redis at ${redisUrl.replace(/\/\/[^@]*@/, "//…@")}` : "in-memory store; REDIS_URL=redis://… for Redis"
+  AuthServerPlugin({ cookiePrefix: "demo", isAuthorized: simpleRolesIsAuthorized, storage })
   const users = new Map([["ada@example.com", { id: 1, hashedPassword: storedHash, role: "user" }]])
 
   /** @type {Record<string, (req: any, res: any, ctx: any) => Promise<any>>} */
@@ -121,7 +126,7 @@ async function sessions(storedHash) {
     return body
   }
 
-  console.log("\nsessions (in-memory store, real HTTP on 127.0.0.1)")
+  console.log(`\nsessions (${where}, real HTTP on 127.0.0.1)`)
   await call("/me")
   console.log(`  cookies: ${[...jar.keys()].join(", ")}`)
   await call("/login", "POST")
