@@ -49,13 +49,16 @@ pub(super) struct Completions {
     woken: AtomicBool,
     /// Tickets handed out and not yet drained. Only touched on the JS thread.
     outstanding: AtomicU32,
-    /// Operations started since the last `flush`, not yet on the runtime.
-    batch: Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>,
+    /// Operations started since the last `flush`, not yet on the runtime,
+    /// with their tickets.
+    batch: Mutex<Vec<(u32, RuntimeTask)>>,
     /// JS-thread tasks whose waker fired since the last `drain`.
     ready_local: Mutex<Vec<Arc<LocalTask>>>,
 }
 
 type LocalFuture = Pin<Box<dyn Future<Output = String> + Send>>;
+/// An operation bound for the runtime: it queues its own result.
+type RuntimeTask = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A session operation polled on the JS thread (see the module docs).
 struct LocalTask {
@@ -85,10 +88,9 @@ impl LocalTask {
         let fut = slot.as_mut()?;
         let waker = Waker::from(Arc::clone(self));
         let mut cx = Context::from_waker(&waker);
-        // The runtime's context, for anything inside that needs it (timers).
-        let polled = napi::bindgen_prelude::within_runtime_if_available(|| {
-            catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)))
-        });
+        // No runtime context: what runs here (the engine and the JS storage
+        // bridge) waits only on JS promises, never on Tokio timers or I/O.
+        let polled = catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)));
         let result = match polled {
             Ok(Poll::Pending) => return None,
             Ok(Poll::Ready(v)) => v,
@@ -132,7 +134,7 @@ impl Completions {
         self.batch
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(Box::pin(task));
+            .push((ticket, Box::pin(task)));
         if self.outstanding.fetch_add(1, Ordering::Relaxed) == 0 {
             self.reference(env, true)?;
         }
@@ -192,24 +194,30 @@ impl Completions {
     /// then does the connection's writer run, so the batch leaves in one
     /// write and its replies come back in one read (one task per operation
     /// made the writer run after every command).
-    pub(super) fn flush(&self) -> napi::Result<()> {
+    pub(super) fn flush(&self) {
         let batch = std::mem::take(&mut *self.batch.lock().unwrap_or_else(PoisonError::into_inner));
         if batch.is_empty() {
-            return Ok(());
+            return;
         }
-        let mut all: FuturesUnordered<_> = batch.into_iter().collect();
+        let tickets: Vec<u32> = batch.iter().map(|(ticket, _)| *ticket).collect();
+        let mut all: FuturesUnordered<_> = batch.into_iter().map(|(_, task)| task).collect();
         let task = async move { while all.next().await.is_some() {} };
         // napi's `spawn` panics when its runtime is gone (the environment is
-        // shutting down): report that as an error instead.
-        catch_unwind(AssertUnwindSafe(|| {
+        // shutting down): the batch's tickets then settle with an error.
+        if catch_unwind(AssertUnwindSafe(|| {
             drop(napi::bindgen_prelude::spawn(task))
         }))
-        .map_err(|_| {
-            napi::Error::new(
-                Status::GenericFailure,
+        .is_err()
+        {
+            let e = CoreError::new(
+                ErrorCode::Internal,
                 "the addon's I/O runtime is not available (is Node shutting down?)",
-            )
-        })
+            );
+            let failed = super::session::op_error(&e);
+            for ticket in tickets {
+                self.finish(ticket, failed.clone());
+            }
+        }
     }
 
     /// Queue a result; wake JS unless a wake-up is already pending.

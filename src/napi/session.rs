@@ -476,7 +476,7 @@ impl SessionEngine {
 
     /// Start the operations that returned tickets since the last flush.
     #[napi]
-    pub fn flush(&self) -> napi::Result<()> {
+    pub fn flush(&self) {
         self.completions.flush()
     }
 
