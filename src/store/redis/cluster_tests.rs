@@ -183,42 +183,9 @@ mod conformance {
     use super::conformance_store;
     use crate::store::conformance::store_conformance_tests;
 
-    store_conformance_tests!(groups [atomicity, expiry]: conformance_store());
-
     // The semantics group but the two checks that create one handle for two
     // users (see the module docs).
-    store_conformance_tests!(@tests conformance_store();
-        create_get_round_trip_all_fields,
-        create_get_round_trip_nones,
-        create_get_handle_only_record,
-        get_missing_is_none,
-        create_accepts_past_expiry,
-        update_each_field_separately,
-        update_all_fields_together,
-        update_empty_changes_nothing,
-        update_missing_returns_false_and_creates_nothing,
-        delete_reports_whether_deleted,
-        delete_then_writes_do_not_revive,
-        get_for_user_only_live_records_of_that_user,
-        get_for_user_user_ids_are_json_texts,
-        get_for_user_uses_given_now,
-        get_for_user_follows_updates_and_deletes,
-        merge_public_data_keeps_order_appends_and_removes,
-        merge_public_data_moves_expiry_only_when_given,
-        merge_public_data_missing_handle,
-        merge_public_data_empty_or_null_base,
-        merge_public_data_corrupt_base_is_error,
-        merge_private_data_keeps_order_appends_and_removes,
-        merge_private_data_missing_handle,
-        merge_private_data_empty_or_null_base,
-        merge_private_data_corrupt_base_is_error,
-        merge_public_data_for_user_many_sessions,
-        merge_public_data_for_user_unknown_user,
-        delete_for_user_deletes_only_live_sessions_of_that_user,
-        values_round_trip_verbatim,
-        concurrent_delete_vs_writes_never_revives,
-        concurrent_delete_for_user_vs_merges_never_revives,
-    );
+    store_conformance_tests!(groups [semantics_core, atomicity, expiry]: conformance_store());
 }
 
 fn session(store: &RedisStore, user: &str, expires_at: Option<i64>) -> SessionRecord {
