@@ -40,15 +40,12 @@ export declare class SessionEngine {
    * that returned a ticket are ready to `drain()`.
    */
   constructor(options: SessionEngineOptions, store: NativeStore, onReady: () => void)
-  /** The results that are ready, as `[ticket, result, ticket, result, …]`. */
-  drain(): Array<number | string>
-  /** Start the operations that returned tickets since the last flush. */
-  flush(): void
   /**
-   * Whether this engine's store is polled on the JS thread (the app's JS
-   * storage): its tickets need no `flush()`.
+   * Start the operations queued for the runtime, then hand over the
+   * results that are ready, as `[ticket, result, ticket, result, …]`.
+   * JS calls it from `onReady`.
    */
-  get pollsOnJsThread(): boolean
+  drain(): Array<number | string>
   /**
    * Resolve a request's session (Blitz's `getSession`): the encoded session,
    * or `err␁flags␁code␁message␁cookie…` with what to send anyway.

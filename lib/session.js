@@ -3,7 +3,6 @@
 // responses (Node IncomingMessage/ServerResponse and web Request/Response)
 // around the native engine. The session rules live in Rust (src/session/).
 
-const { setImmediate } = require("node:timers")
 const { binding } = require("./native")
 const { resolveOptions, resolveSecret } = require("./config")
 const { toNativeStore } = require("./storage")
@@ -84,33 +83,19 @@ function deliver(native) {
   }
 }
 
-/** @type {Set<import("../binding").SessionEngine>} */
-const unflushed = new Set()
-/** Engines whose store is polled on the JS thread: their tickets need no flush. */
-const onJsThread = new WeakSet()
-function flushAll() {
-  for (const native of unflushed) native.flush()
-  unflushed.clear()
-}
-
 /**
  * The result now, or the promise of the ticket's result.
  * @param {string | number} r
- * @param {import("../binding").SessionEngine} native
  * @returns {string | Promise<string>}
  */
-function later(r, native) {
+function later(r) {
   if (typeof r === "string") return r
-  if (!onJsThread.has(native)) {
-    if (unflushed.size === 0) setImmediate(flushAll)
-    unflushed.add(native)
-  }
   return new Promise((resolve) => waiting.set(r, resolve))
 }
 
-/** @param {string | number} r @param {import("../binding").SessionEngine} native */
-async function settle(r, native) {
-  return decode(typeof r === "string" ? r : await later(r, native))
+/** @param {string | number} r */
+async function settle(r) {
+  return decode(typeof r === "string" ? r : await later(r))
 }
 
 // ---------------------------------------------------------------------------
@@ -147,7 +132,6 @@ function engine() {
   const native = new binding.SessionEngine({ ...c.options.engine, secret: s.secret, previousSecrets: s.previous }, c.store, () =>
     deliver(native),
   )
-  if (native.pollsOnJsThread) onJsThread.add(native)
   c.engine = native
   return native
 }
@@ -422,7 +406,7 @@ class SessionContext {
     const [priv, privRemove] = privateData === undefined ? [undefined, []] : toMerge(privateData, "privateData")
     await this._serial(async () => {
       const s = this._state
-      this._adopt(await settle(s.native.sessionCreate(s.view.state, pub, pubRemove, priv, privRemove, Date.now()), s.native))
+      this._adopt(await settle(s.native.sessionCreate(s.view.state, pub, pubRemove, priv, privRemove, Date.now())))
     })
   }
 
@@ -431,7 +415,7 @@ class SessionContext {
     if (this._rscNoop("$revoke")) return
     await this._serial(async () => {
       const s = this._state
-      this._adopt(await settle(s.native.sessionRevoke(s.view.state, false, Date.now()), s.native))
+      this._adopt(await settle(s.native.sessionRevoke(s.view.state, false, Date.now())))
     })
   }
 
@@ -440,7 +424,7 @@ class SessionContext {
     if (this._rscNoop("$revokeAll")) return
     await this._serial(async () => {
       const s = this._state
-      this._adopt(await settle(s.native.sessionRevoke(s.view.state, true, Date.now()), s.native))
+      this._adopt(await settle(s.native.sessionRevoke(s.view.state, true, Date.now())))
     })
   }
 
@@ -450,7 +434,7 @@ class SessionContext {
     const [set, remove] = toMerge(data, "publicData")
     await this._serial(async () => {
       const s = this._state
-      this._adopt(await settle(s.native.sessionSetData(s.view.state, false, set, remove, Date.now()), s.native))
+      this._adopt(await settle(s.native.sessionSetData(s.view.state, false, set, remove, Date.now())))
     })
   }
 
@@ -459,7 +443,7 @@ class SessionContext {
     return this._serial(async () => {
       const s = this._state
       const r = s.native.sessionGetPrivateData(s.view.state, Date.now())
-      const text = typeof r === "string" ? r : await later(r, s.native)
+      const text = typeof r === "string" ? r : await later(r)
       if (!text.startsWith(`ok${SEP}`)) decode(text) // throws the error it carries
       return JSON.parse(text.slice(3))
     })
@@ -471,7 +455,7 @@ class SessionContext {
     const [set, remove] = toMerge(data, "privateData")
     await this._serial(async () => {
       const s = this._state
-      this._adopt(await settle(s.native.sessionSetData(s.view.state, true, set, remove, Date.now()), s.native))
+      this._adopt(await settle(s.native.sessionSetData(s.view.state, true, set, remove, Date.now())))
     })
   }
 }
@@ -531,7 +515,7 @@ async function getSession(req, res, isRsc = false) {
   try {
     const r = native.resolve(method, cookie, csrf, Date.now(), isRsc)
     // The in-memory store answers synchronously: no extra promise on the hot path.
-    view = typeof r === "string" ? decode(r) : await settle(r, native)
+    view = typeof r === "string" ? decode(r) : await settle(r)
   } catch (e) {
     // Tell the client (csrf-error header, cleared cookies) before failing (Q4).
     const err = /** @type {any} */ (e)

@@ -5,11 +5,13 @@
 //! own thread-safe function: one is created, woken and torn down per request.
 //! On the Redis store that was a measurable share of every request's CPU. Here
 //! an operation that does not complete on its first poll gets a ticket number
-//! instead; its future runs on napi's runtime and, when done, queues
-//! `(ticket, result)`. The first result queued after a drain wakes the JS
-//! thread once through one long-lived thread-safe function; JS then takes all
-//! queued results in one `drain()` call and settles its own promises
-//! (lib/session.js). Under load one wake-up carries many results.
+//! instead. One long-lived thread-safe function ("ring") makes JS call
+//! `drain()` on a coming event-loop turn; the first operation queued after a
+//! drain rings it, and so does the first result. `drain()` starts the queued
+//! operations on napi's runtime as one task (so their Redis commands leave
+//! in one write), and hands over every `(ticket, result)` that is ready;
+//! JS settles its own promises (lib/session.js). Under load one ring carries
+//! many operations out and many results back.
 //!
 //! While tickets are outstanding the thread-safe function is referenced, so
 //! Node does not exit with a request waiting on Redis; when none are, it is
@@ -49,7 +51,7 @@ pub(super) struct Completions {
     woken: AtomicBool,
     /// Tickets handed out and not yet drained. Only touched on the JS thread.
     outstanding: AtomicU32,
-    /// Operations started since the last `flush`, not yet on the runtime,
+    /// Operations queued since the last `drain`, not yet on the runtime,
     /// with their tickets.
     batch: Mutex<Vec<(u32, RuntimeTask)>>,
     /// JS-thread tasks whose waker fired since the last `drain`.
@@ -117,8 +119,9 @@ impl Completions {
         }))
     }
 
-    /// Queue `fut` for the next `flush`; its result arrives in a later
-    /// `drain` under the returned ticket. Called on the JS thread.
+    /// Queue `fut` for the runtime (it starts with the next `drain`); its
+    /// result arrives in a later `drain` under the returned ticket. Called
+    /// on the JS thread.
     pub(super) fn spawn<F>(self: &Arc<Self>, env: &Env, fut: F) -> napi::Result<u32>
     where
         F: Future<Output = String> + Send + 'static,
@@ -131,10 +134,17 @@ impl Completions {
             });
             this.finish(ticket, result);
         };
-        self.batch
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((ticket, Box::pin(task)));
+        let first = {
+            let mut batch = self.batch.lock().unwrap_or_else(PoisonError::into_inner);
+            batch.push((ticket, Box::pin(task)));
+            batch.len() == 1
+        };
+        // The batch starts at the next `drain`, which this wake-up brings
+        // about (on the next event-loop turn: the operations started until
+        // then join it).
+        if first {
+            self.ring();
+        }
         if self.outstanding.fetch_add(1, Ordering::Relaxed) == 0 {
             self.reference(env, true)?;
         }
@@ -194,7 +204,7 @@ impl Completions {
     /// then does the connection's writer run, so the batch leaves in one
     /// write and its replies come back in one read (one task per operation
     /// made the writer run after every command).
-    pub(super) fn flush(&self) {
+    fn flush(&self) {
         let batch = std::mem::take(&mut *self.batch.lock().unwrap_or_else(PoisonError::into_inner));
         if batch.is_empty() {
             return;
@@ -244,6 +254,7 @@ impl Completions {
         // Cleared before taking the queue: a result queued after the take
         // then sends a new wake-up instead of waiting for one that is over.
         self.woken.store(false, Ordering::Release);
+        self.flush();
         self.run_local();
         let taken = std::mem::take(&mut *self.done.lock().unwrap_or_else(PoisonError::into_inner));
         if taken.is_empty() {

@@ -468,23 +468,12 @@ impl SessionEngine {
         })
     }
 
-    /// The results that are ready, as `[ticket, result, ticket, result, …]`.
+    /// Start the operations queued for the runtime, then hand over the
+    /// results that are ready, as `[ticket, result, ticket, result, …]`.
+    /// JS calls it from `onReady`.
     #[napi(ts_return_type = "Array<number | string>")]
     pub fn drain(&self, env: &Env) -> napi::Result<Vec<Either<u32, String>>> {
         self.completions.drain(env)
-    }
-
-    /// Start the operations that returned tickets since the last flush.
-    #[napi]
-    pub fn flush(&self) {
-        self.completions.flush()
-    }
-
-    /// Whether this engine's store is polled on the JS thread (the app's JS
-    /// storage): its tickets need no `flush()`.
-    #[napi(getter)]
-    pub fn polls_on_js_thread(&self) -> bool {
-        self.on_js_thread
     }
 
     /// Resolve a request's session (Blitz's `getSession`): the encoded session,
