@@ -22,3 +22,42 @@ pub mod token;
 mod napi;
 
 pub use error::{Error, ErrorCode};
+
+/// A thread count from the environment: `name`'s value when it is a positive
+/// integer, `None` when unset. Any other value is reported on stderr (the
+/// process is loading the addon; there is no caller to return an error to)
+/// and ignored, so a typo never leaves the app without threads.
+pub(crate) fn thread_count_from_env(name: &str) -> Option<usize> {
+    let raw = std::env::var(name).ok()?;
+    match raw.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Some(n),
+        _ => {
+            eprintln!(
+                "blitz-auth-native: {name}={raw:?} is not a positive whole number of threads; using the default"
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thread_counts_from_the_environment() {
+        // Names of this test alone: nothing else reads or writes them.
+        let name = "BLITZ_AUTH_TEST_THREADS_ONLY_HERE";
+        std::env::remove_var(name);
+        assert_eq!(super::thread_count_from_env(name), None);
+        for (value, want) in [
+            (" 3 ", Some(3)),
+            ("0", None),
+            ("-1", None),
+            ("two", None),
+            ("", None),
+        ] {
+            std::env::set_var(name, value);
+            assert_eq!(super::thread_count_from_env(name), want, "{value:?}");
+        }
+        std::env::remove_var(name);
+    }
+}

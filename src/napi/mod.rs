@@ -20,19 +20,16 @@ use crate::token;
 mod completion;
 mod session;
 
-/// napi's runtime for the session stores' I/O (Redis, the JS storage bridge):
-/// one worker thread. The work on it is socket I/O and wake-ups, never CPU-bound
+/// napi's runtime for the session stores' I/O (Redis; and the JS storage's
+/// whole-user operations, whose other operations run on the JS thread): one
+/// worker thread. The work on it is socket I/O and wake-ups, never CPU-bound
 /// (password hashing has its own pool), and with one worker a request's future
 /// and the Redis connection's driver task run on the same thread instead of
 /// waking each other across threads: measured on the HTTP bench, this is
 /// cheaper per request than the default (one worker per core).
 #[napi_derive::module_init]
 fn init() {
-    let threads = std::env::var("BLITZ_AUTH_IO_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(1);
+    let threads = crate::thread_count_from_env("BLITZ_AUTH_IO_THREADS").unwrap_or(1);
     if let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name("blitz-auth-io")

@@ -89,10 +89,7 @@ impl HashPool {
     pub fn global() -> &'static HashPool {
         static GLOBAL: OnceLock<HashPool> = OnceLock::new();
         GLOBAL.get_or_init(|| {
-            let threads = std::env::var("BLITZ_AUTH_HASH_THREADS")
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .filter(|&n| n > 0)
+            let threads = crate::thread_count_from_env("BLITZ_AUTH_HASH_THREADS")
                 .unwrap_or_else(|| thread::available_parallelism().map_or(2, |n| n.get()));
             HashPool::new(threads, DEFAULT_IDLE_RELEASE)
         })
